@@ -1,0 +1,124 @@
+"""MNIST for the paper's protocol, loaded offline from the project's own verified copy.
+
+Split (Kingma et al. 2014, after the classic `mnist.pkl.gz`): the first 50,000 training images
+train, the last 10,000 validate, the 10,000 test images test. Grey values are bytes / 255.
+"""
+import hashlib
+import os
+
+import numpy as np
+
+from common import UserError
+
+DEFAULT_PATH = os.path.join(os.path.dirname(os.path.abspath(__file__)), "mnist.npz")
+N_TRAIN = 50_000
+N_CLASSES = 10
+
+# SHA-256 of each array's raw bytes, from ../shared/data/README.md.
+SHA256 = {
+    "x_train": "741c988805d008ac6e4c904b69001ba184c24b2c540a4ef403f4c71b676cf757",
+    "y_train": "1feba77c54802fa5339a11837ea4b2866434b83314ec45192930f1df69120c13",
+    "x_test": "6d87418db22cc8025d05968bec9bd5c3932904b23485740db143a061a2c9d161",
+    "y_test": "ddeff807876a9661a1110d45c266c86239a3a1b7d37da0c3716a7a683c852ff5",
+}
+
+
+class DataError(UserError):
+    pass
+
+
+def _sha256(a):
+    return hashlib.sha256(np.ascontiguousarray(a).tobytes()).hexdigest()
+
+
+def verify(arrays, source):
+    """Raises DataError unless every array is present with its published checksum."""
+    for name, digest in SHA256.items():
+        if name not in arrays:
+            raise DataError(f"{source}: array {name} is missing")
+        if _sha256(arrays[name]) != digest:
+            raise DataError(f"{source}: array {name} fails its SHA-256 check (altered or corrupt)")
+
+
+def _download_with_keras(path):
+    import keras  # only on this rare path: keras pulls in TensorFlow
+
+    try:
+        (x_train, y_train), (x_test, y_test) = keras.datasets.mnist.load_data()
+    except Exception as e:
+        raise DataError(f"{path}: file missing and the Keras download failed "
+                        f"({type(e).__name__}); restore data/mnist.npz from the repository") from e
+    return {"x_train": x_train, "y_train": y_train, "x_test": x_test, "y_test": y_test}
+
+
+def load_raw(path=DEFAULT_PATH):
+    """The four uint8 arrays of MNIST, checksum-verified.
+
+    A missing file falls back to Keras' own download (verified the same way).
+    """
+    if not os.path.exists(path):
+        arrays = _download_with_keras(path)
+        verify(arrays, "Keras' MNIST download")
+        return arrays
+    try:
+        with np.load(path, allow_pickle=False) as f:
+            arrays = {name: f[name] for name in f.files}
+    except Exception as e:
+        raise DataError(f"{path}: unreadable ({type(e).__name__}: {e}); "
+                        "restore data/mnist.npz from the repository") from e
+    verify(arrays, path)
+    return arrays
+
+
+def load_splits(path=DEFAULT_PATH):
+    """Returns {'train', 'valid', 'test'}: each a pair (x float32 [n, 784] in [0, 1], y int32 [n])."""
+    raw = load_raw(path)
+    x_train = raw["x_train"].reshape(-1, 784).astype(np.float32) / 255.0
+    x_test = raw["x_test"].reshape(-1, 784).astype(np.float32) / 255.0
+    y_train = raw["y_train"].astype(np.int32)
+    y_test = raw["y_test"].astype(np.int32)
+    return {
+        "train": (x_train[:N_TRAIN], y_train[:N_TRAIN]),
+        "valid": (x_train[N_TRAIN:], y_train[N_TRAIN:]),
+        "test": (x_test, y_test),
+    }
+
+
+def check_label_count(n_labelled, n_total=N_TRAIN):
+    if not (isinstance(n_labelled, (int, np.integer)) and 0 < n_labelled <= n_total
+            and n_labelled % N_CLASSES == 0):
+        raise DataError(f"labels must be a positive multiple of {N_CLASSES} and at most {n_total}, "
+                        f"got {n_labelled}")
+
+
+def labelled_split(y, n_labelled, seed):
+    """A class-balanced labelled subset of n_labelled examples, and the rest.
+
+    Args:
+      y: int labels [n].
+      n_labelled: positive multiple of 10, at most n.
+      seed: the draw depends on this alone.
+    Returns:
+      (labelled indices [n_labelled], unlabelled indices [n - n_labelled]), each sorted. With
+      n_labelled = n every example is labelled, as the classes' own frequencies have it.
+    """
+    check_label_count(n_labelled, len(y))
+    if n_labelled == len(y):
+        return np.arange(len(y)), np.arange(0)
+    per_class = n_labelled // N_CLASSES
+    rng = np.random.default_rng(seed)
+    chosen = []
+    for c in range(N_CLASSES):
+        members = np.flatnonzero(y == c)
+        if len(members) < per_class:
+            raise DataError(f"labels={n_labelled} needs {per_class} images of class {c}, "
+                            f"only {len(members)} exist")
+        chosen.append(rng.choice(members, per_class, replace=False))
+    labelled = np.sort(np.concatenate(chosen))
+    unlabelled = np.setdiff1d(np.arange(len(y)), labelled)
+    return labelled, unlabelled
+
+
+def binarize(x, rng):
+    """One Bernoulli draw per pixel with the grey value as probability (numpy, for fixed eval sets)."""
+    return (rng.random(x.shape, dtype=np.float32) < x).astype(np.float32)

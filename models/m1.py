@@ -1,0 +1,146 @@
+"""M1: the latent-feature model of Kingma et al. (2014), a variational auto-encoder.
+
+Generative model p(z) p(x|z) with p(z) = N(0, I) and p(x|z) = Bernoulli(decode(z)); inference model
+q(z|x) = N(mu(x), diag(exp(logvar(x)))). Training maximises, per image, the evidence lower bound
+
+    L(x) = E_q(z|x)[log p(x|z)] - KL(q(z|x) || p(z)) <= log p(x),
+
+estimated with one reparameterised sample z = mu + exp(logvar / 2) * eps, eps ~ N(0, I), the KL in
+closed form, plus a N(0, 1) prior on every weight (the authors' L2 term, see `weight_prior`).
+
+References:
+  D. P. Kingma, D. J. Rezende, S. Mohamed, M. Welling. Semi-Supervised Learning with Deep Generative
+  Models. NIPS 2014. arXiv:1406.5298.
+  D. P. Kingma, M. Welling. Auto-Encoding Variational Bayes. ICLR 2014. arXiv:1312.6114.
+"""
+import os
+
+import keras
+import tensorflow as tf
+import tensorflow_probability as tfp
+
+from common import UserError, assign_weights, read_weights
+
+tfd = tfp.distributions
+DEFAULT_WEIGHTS = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+                               "weights", "M1", "m1.npz")
+
+
+def initializers(init):
+    """Weight and bias initialisers.
+
+    'code': the authors' code, W ~ N(0, 1/fan_in), b ~ N(0, 0.001^2).
+    'paper': the paper's text, W ~ N(0, 0.001^2), b = 0.
+    """
+    if init == "code":
+        return (keras.initializers.VarianceScaling(1.0, "fan_in", "untruncated_normal"),
+                keras.initializers.RandomNormal(stddev=1e-3))
+    if init == "paper":
+        return keras.initializers.RandomNormal(stddev=1e-3), keras.initializers.Zeros()
+    raise ValueError(f"init must be 'code' or 'paper', got {init!r}")
+
+
+def mlp(hidden, out_units, init, name):
+    """Softplus hidden layers then a linear output layer."""
+    w_init, b_init = initializers(init)
+    layers = [keras.layers.Dense(h, activation="softplus", kernel_initializer=w_init,
+                                 bias_initializer=b_init, name=f"{name}_h{i}")
+              for i, h in enumerate(hidden)]
+    layers.append(keras.layers.Dense(out_units, kernel_initializer=w_init, bias_initializer=b_init,
+                                     name=f"{name}_out"))
+    return keras.Sequential(layers, name=name)
+
+
+class M1(keras.Model):
+    """VAE with a diagonal Gaussian q(z|x) and a Bernoulli p(x|z); `decode` returns logits."""
+
+    def __init__(self, x_dim=784, hidden=(500, 500), z_dim=50, init="code", **kwargs):
+        super().__init__(**kwargs)
+        self.x_dim, self.hidden, self.z_dim, self.init = x_dim, tuple(hidden), z_dim, init
+        self.encoder = mlp(self.hidden, 2 * z_dim, init, "encoder")
+        self.decoder = mlp(self.hidden, x_dim, init, "decoder")
+        self.build((None, x_dim))
+
+    def build(self, input_shape):
+        self.encoder.build(input_shape)
+        self.decoder.build((None, self.z_dim))
+        super().build(input_shape)
+
+    def get_config(self):
+        return {"x_dim": self.x_dim, "hidden": list(self.hidden), "z_dim": self.z_dim,
+                "init": self.init}
+
+    def encode(self, x):
+        """q(z|x): returns mean [batch, z_dim] and log-variance [batch, z_dim]."""
+        mean, logvar = tf.split(self.encoder(x), 2, axis=-1)
+        return mean, logvar
+
+    @staticmethod
+    def reparameterize(mean, logvar, eps):
+        return mean + tf.exp(0.5 * logvar) * eps
+
+    def decode(self, z):
+        """p(x|z): Bernoulli logits [batch, x_dim]."""
+        return self.decoder(z)
+
+    def call(self, x):
+        return self.decode(self.encode(x)[0])
+
+
+def gaussian_kl_standard(mean, logvar):
+    """KL(N(mean, exp(logvar)) || N(0, 1)) summed over the last axis, in closed form: [batch]."""
+    return 0.5 * tf.reduce_sum(tf.square(mean) + tf.exp(logvar) - 1.0 - logvar, axis=-1)
+
+
+def bernoulli_log_prob(x, logits):
+    """log Bernoulli(x | sigmoid(logits)) summed over the last axis: [batch]."""
+    return tf.reduce_sum(tfd.Bernoulli(logits=logits, dtype=x.dtype).log_prob(x), axis=-1)
+
+
+def elbo_terms(model, x, eps):
+    """One-sample estimate of the bound's terms for binary images.
+
+    Args:
+      model: an M1.
+      x: binary images [batch, x_dim].
+      eps: standard normal noise [batch, z_dim] for the reparameterised sample.
+    Returns:
+      log_px_z [batch] (reconstruction) and kl_z [batch]; the bound is log_px_z - kl_z.
+    """
+    mean, logvar = model.encode(x)
+    z = model.reparameterize(mean, logvar, eps)
+    log_px_z = bernoulli_log_prob(x, model.decode(z))
+    kl_z = gaussian_kl_standard(mean, logvar)
+    return log_px_z, kl_z
+
+
+def weight_prior(model):
+    """log N(theta | 0, I) over every weight and bias, without its constant: -sum(theta^2) / 2."""
+    return -0.5 * tf.add_n([tf.reduce_sum(tf.square(v)) for v in model.trainable_variables])
+
+
+def loss_fn(model, x, eps, n_train):
+    """Minimised per step: -(mean bound) - log p(theta) / n_train.
+
+    The authors add the weight prior with weight batch/N_train to a minibatch's summed bound; dividing
+    both by the batch size gives this per-image form.
+    """
+    log_px_z, kl_z = elbo_terms(model, x, eps)
+    loss = -tf.reduce_mean(log_px_z - kl_z) - weight_prior(model) / n_train
+    return loss, log_px_z, kl_z
+
+
+def active_units(means, threshold=0.1):
+    """Latent units whose posterior mean varies across images: boolean [z_dim]."""
+    return tf.math.reduce_std(means, axis=0) > threshold
+
+
+def load(path=DEFAULT_WEIGHTS):
+    """An M1 rebuilt from a weights file written by train_M1.py; UserError if missing or corrupt."""
+    config, weights, _ = read_weights(path, "run `python train_M1.py -train` to train M1")
+    try:
+        model = M1(**config)
+    except (TypeError, ValueError) as e:
+        raise UserError(f"{path}: not M1 weights ({e})")
+    assign_weights(model, weights, path)
+    return model

@@ -1,0 +1,207 @@
+"""M2: the generative semi-supervised model of Kingma et al. (2014).
+
+Generative model p(y) p(z) p(x|y, z): p(y) uniform over K classes, p(z) = N(0, I), p(x|y, z) a diagonal
+Gaussian (x = M1's latent features z1, in M1+M2) or a Bernoulli (x = pixels, "M2 alone").
+Inference model q(z|x, y) = N(mu(x, y), diag(exp(logvar(x, y)))) and the classifier q(y|x).
+
+Bounds, for a labelled pair (x, y) and an unlabelled x:
+
+    L(x, y) = E_q(z|x,y)[log p(x|y, z)] + log p(y) - KL(q(z|x, y) || p(z))
+    U(x)    = sum_y q(y|x) L(x, y) + H(q(y|x))
+
+and the objective maximised over the training set, with beta = alpha * N_total / N_labelled,
+
+    J = sum_labelled [L(x, y) + beta log q(y|x)] + sum_unlabelled U(x) + log p(theta).
+
+The sum over y in U(x) is exact and done as one batched pass: every tensor of the label sum has a
+leading axis of K classes, and the first layer of q(z|x, y) computes x's product once, adding one row
+of weights per class (see `LabelledDense`).
+
+References:
+  D. P. Kingma, D. J. Rezende, S. Mohamed, M. Welling. Semi-Supervised Learning with Deep Generative
+  Models. NIPS 2014. arXiv:1406.5298.
+"""
+import math
+
+import keras
+import tensorflow as tf
+import tensorflow_probability as tfp
+
+from models.m1 import bernoulli_log_prob, gaussian_kl_standard, initializers, mlp, weight_prior
+
+tfd = tfp.distributions
+
+
+class LabelledDense(keras.layers.Layer):
+    """Dense layer on the concatenation [x, y] with y one-hot, computed as x W_x + y W_y + b.
+
+    Equal to a Dense layer on [x, y] with kernel [W_x; W_y]; written apart so that y of shape
+    [K, 1, K] (every class) broadcasts against x of shape [batch, d]: x W_x is computed once.
+    """
+
+    def __init__(self, units, n_classes, activation, init, **kwargs):
+        super().__init__(**kwargs)
+        self.units, self.n_classes = units, n_classes
+        self.activation = keras.activations.get(activation)
+        self.w_init, self.b_init = initializers(init)
+
+    def build(self, x_shape):
+        self.kernel_x = self.add_weight(shape=(x_shape[-1], self.units), initializer=self.w_init,
+                                        name="kernel_x")
+        self.kernel_y = self.add_weight(shape=(self.n_classes, self.units), initializer=self.w_init,
+                                        name="kernel_y")
+        self.bias = self.add_weight(shape=(self.units,), initializer=self.b_init, name="bias")
+
+    def call(self, x, y):
+        return self.activation(tf.matmul(x, self.kernel_x) + tf.matmul(y, self.kernel_y) + self.bias)
+
+
+class ConditionalMLP(keras.layers.Layer):
+    """MLP on [x, y]: a LabelledDense softplus layer, further softplus layers, a linear output."""
+
+    def __init__(self, hidden, out_units, n_classes, init, **kwargs):
+        super().__init__(**kwargs)
+        w_init, b_init = initializers(init)
+        self.first = LabelledDense(hidden[0], n_classes, "softplus", init, name="h0")
+        self.rest = [keras.layers.Dense(h, activation="softplus", kernel_initializer=w_init,
+                                        bias_initializer=b_init, name=f"h{i + 1}")
+                     for i, h in enumerate(hidden[1:])]
+        self.out = keras.layers.Dense(out_units, kernel_initializer=w_init, bias_initializer=b_init,
+                                      name="out")
+
+    def call(self, x, y):
+        h = self.first(x, y)
+        for layer in self.rest:
+            h = layer(h)
+        return self.out(h)
+
+
+class M2(keras.Model):
+    """q(y|x), q(z|x, y) and p(x|y, z), with a 'gaussian' or 'bernoulli' likelihood.
+
+    Tensors may carry leading axes (such as K classes) before [batch, features]; y is one-hot.
+    """
+
+    def __init__(self, x_dim, hidden=(500,), z_dim=50, n_classes=10, likelihood="gaussian",
+                 init="paper", **kwargs):
+        super().__init__(**kwargs)
+        if likelihood not in ("gaussian", "bernoulli"):
+            raise ValueError(f"likelihood must be 'gaussian' or 'bernoulli', got {likelihood!r}")
+        self.x_dim, self.hidden, self.z_dim = x_dim, tuple(hidden), z_dim
+        self.n_classes, self.likelihood, self.init = n_classes, likelihood, init
+        self.classifier = mlp(self.hidden, n_classes, init, "classifier")
+        self.encoder = ConditionalMLP(self.hidden, 2 * z_dim, n_classes, init, name="encoder")
+        x_params = 2 * x_dim if likelihood == "gaussian" else x_dim
+        self.decoder = ConditionalMLP(self.hidden, x_params, n_classes, init, name="decoder")
+        # One pass through each network creates its variables.
+        x0, y0 = tf.zeros([1, x_dim]), tf.one_hot([0], n_classes)
+        self.classify(x0)
+        self.decode(self.encode(x0, y0)[0], y0)
+
+    def get_config(self):
+        return {"x_dim": self.x_dim, "hidden": list(self.hidden), "z_dim": self.z_dim,
+                "n_classes": self.n_classes, "likelihood": self.likelihood, "init": self.init}
+
+    def classify(self, x):
+        """q(y|x): logits [batch, K]."""
+        return self.classifier(x)
+
+    def encode(self, x, y):
+        """q(z|x, y): mean and log-variance [..., batch, z_dim]."""
+        mean, logvar = tf.split(self.encoder(x, y), 2, axis=-1)
+        return mean, logvar
+
+    @staticmethod
+    def reparameterize(mean, logvar, eps):
+        return mean + tf.exp(0.5 * logvar) * eps
+
+    def decode(self, z, y):
+        """p(x|y, z): Bernoulli logits, or Gaussian mean and log-variance concatenated."""
+        return self.decoder(z, y)
+
+    def log_px(self, x, params):
+        """log p(x|y, z) summed over features: [..., batch]."""
+        if self.likelihood == "bernoulli":
+            return bernoulli_log_prob(x, params)
+        mean, logvar = tf.split(params, 2, axis=-1)
+        return gaussian_log_prob(x, mean, logvar)
+
+    def call(self, x):
+        return self.classify(x)
+
+
+def gaussian_log_prob(x, mean, logvar):
+    """log N(x | mean, diag(exp(logvar))) summed over the last axis: [..., batch]."""
+    return tf.reduce_sum(tfd.Normal(mean, tf.exp(0.5 * logvar)).log_prob(x), axis=-1)
+
+
+def labelled_bound(model, x, y, eps):
+    """L(x, y) with one reparameterised sample of z.
+
+    Args:
+      x: [batch, x_dim]. y: one-hot [batch, K], or [K, 1, K] for every class at once.
+      eps: standard normal [..., batch, z_dim], with the leading axes of y.
+    Returns:
+      L [..., batch], and the terms log p(x|y,z) and KL(q(z|x,y) || p(z)) of the same shape.
+    """
+    mean, logvar = model.encode(x, y)
+    z = model.reparameterize(mean, logvar, eps)
+    log_px = model.log_px(x, model.decode(z, y))
+    kl_z = gaussian_kl_standard(mean, logvar)
+    log_py = -math.log(model.n_classes)
+    return log_px + log_py - kl_z, log_px, kl_z
+
+
+def every_class(n_classes):
+    """One-hot labels [K, 1, K]: row k is class k, broadcast over a batch."""
+    return tf.eye(n_classes)[:, None, :]
+
+
+def unlabelled_bound(model, x, eps):
+    """U(x) = sum_y q(y|x) L(x, y) + H(q(y|x)), the sum exact, in one batched pass.
+
+    Args:
+      x: [batch, x_dim].
+      eps: standard normal [K, batch, z_dim], an independent sample for each class.
+    Returns:
+      U [batch], and the expected terms E_q(y|x) log p(x|y,z) and E_q(y|x) KL, each [batch].
+    """
+    log_qy = tf.nn.log_softmax(model.classify(x))  # [batch, K]
+    qy = tf.exp(log_qy)
+    bound, log_px, kl_z = labelled_bound(model, x, every_class(model.n_classes), eps)  # [K, batch]
+    qy_t = tf.transpose(qy)  # [K, batch]
+    entropy = -tf.reduce_sum(qy * log_qy, axis=-1)
+    return (tf.reduce_sum(qy_t * bound, axis=0) + entropy,
+            tf.reduce_sum(qy_t * log_px, axis=0), tf.reduce_sum(qy_t * kl_z, axis=0))
+
+
+def loss_fn(model, x_lab, y_lab, eps_lab, x_unl, eps_unl, beta, n_total):
+    """Minimised per step: -(J on the minibatch) / batch - log p(theta) / N_total.
+
+    The authors divide J by N_total and add the weight prior once per epoch; scaled to one
+    example of the minibatch, that is this loss.
+
+    Args:
+      x_lab [n_lab, x_dim], y_lab int [n_lab], eps_lab [n_lab, z_dim]: the labelled examples.
+      x_unl [n_unl, x_dim], eps_unl [K, n_unl, z_dim]: the unlabelled ones.
+      beta: weight of log q(y|x) on labelled examples.
+      n_total: training-set size, for the weight prior.
+    Returns:
+      loss, and a dict of per-minibatch means of the terms for logging.
+    """
+    y_onehot = tf.one_hot(y_lab, model.n_classes)
+    bound_lab, _, _ = labelled_bound(model, x_lab, y_onehot, eps_lab)
+    log_qy = -tf.nn.sparse_softmax_cross_entropy_with_logits(y_lab, model.classify(x_lab))
+    bound_unl, log_px_unl, kl_unl = unlabelled_bound(model, x_unl, eps_unl)
+    n = tf.cast(tf.shape(x_lab)[0] + tf.shape(x_unl)[0], tf.float32)
+    objective = tf.reduce_sum(bound_lab) + beta * tf.reduce_sum(log_qy) + tf.reduce_sum(bound_unl)
+    loss = -objective / n - weight_prior(model) / n_total
+    terms = {"labelled_bound": _mean(bound_lab), "log_qy": _mean(log_qy),
+             "unlabelled_bound": _mean(bound_unl), "reconstruction": _mean(log_px_unl),
+             "kl": _mean(kl_unl)}
+    return loss, terms
+
+
+def _mean(t):
+    """Mean that is 0 for an empty tensor (fully labelled runs have no unlabelled examples)."""
+    return tf.math.divide_no_nan(tf.reduce_sum(t), tf.cast(tf.size(t), t.dtype))

@@ -1,0 +1,141 @@
+"""The scripts' real main() on a few hundred images, resume, the NaN stop, and the CLI error paths."""
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+import train_M1
+import train_M2
+from common import UserError, atomic_write, save_weights
+from conftest import ROOT
+from models.m1 import M1
+
+
+@pytest.fixture(scope="module")
+def m1_run(tmp_path_factory):
+    """Two epochs of train_M1.main on 300 images, the second after a resume."""
+    out = tmp_path_factory.mktemp("m1") / "run"
+    flags = ["-train", "--subset", "300", "--eval-every", "1", "--hidden", "64", "64", "--batch-size", "10", "--lr", "1e-3",
+             "--out", str(out), "--weights", str(out.parent / "m1.npz")]
+    train_M1.main(flags + ["--epochs", "1"])
+    train_M1.main(flags + ["--epochs", "2"])
+    return out, flags
+
+
+def test_m1_trains_resumes_and_writes_everything(m1_run):
+    out, _ = m1_run
+    log = (out / "train.log").read_text().splitlines()
+    assert log[0].startswith("new run")
+    assert any(line.startswith("resumed") and "at epoch 1" in line for line in log)
+    epochs = [line for line in log if line.startswith("epoch")]
+    assert [line.split("|")[0].split()[1] for line in epochs] == ["1", "2"]
+    assert (out.parent / "m1.npz").exists() and (out.parent / "m1.json").exists()
+    assert (out.parent / "M1_model.gif").exists()
+    assert len(list((out / "frames").glob("*.png"))) == 2
+    assert tf.train.latest_checkpoint(str(out / "ckpt")).endswith("ckpt-2")
+
+
+def test_m1_evaluation_prints_bound_and_active_units(m1_run, capsys):
+    out, _ = m1_run
+    train_M1.main(["--subset", "300", "--out", str(out), "--weights", str(out.parent / "m1.npz")])
+    text = capsys.readouterr().out
+    assert "test bound" in text and "latent units active" in text
+    assert (out.parent / "M1_reconstructions.png").exists()
+
+
+def test_m1_stops_on_nan_and_keeps_the_last_good_checkpoint(m1_run, monkeypatch):
+    out, flags = m1_run
+    before = tf.train.latest_checkpoint(str(out / "ckpt"))
+    weights = (out.parent / "m1.npz").read_bytes()
+
+    def nan_loss(model, x, eps, n_train):
+        zero = tf.add_n([tf.reduce_sum(v) for v in model.trainable_variables]) * 0.0
+        return zero + np.nan, tf.zeros([tf.shape(x)[0]]), tf.zeros([tf.shape(x)[0]])
+    monkeypatch.setattr(train_M1, "loss_fn", nan_loss)
+    with pytest.raises(UserError, match="loss became .*nan.* last good checkpoint kept"):
+        train_M1.main(flags + ["--epochs", "3"])
+    assert tf.train.latest_checkpoint(str(out / "ckpt")) == before
+    assert (out.parent / "m1.npz").read_bytes() == weights
+
+
+def test_m1_refuses_to_resume_with_other_settings(m1_run):
+    out, flags = m1_run
+    with pytest.raises(UserError, match="other settings .*hidden"):
+        train_M1.main([f if f != "64" else "32" for f in flags] + ["--epochs", "3"])
+
+
+@pytest.fixture(scope="module")
+def m2_run(m1_run):
+    out = m1_run[0].parent
+    m1_weights = str(out / "m1.npz")
+    flags = ["--subset", "500", "--labels", "100", "--m1-weights", m1_weights,
+             "--out", str(out / "m2run"), "--weights", str(out / "m2.npz")]
+    train_M2.main(["-train", "--epochs", "2", "--eval-every", "1"] + flags)
+    return out, flags
+
+
+def test_m2_trains_on_m1_and_evaluates_deterministically(m2_run, capsys):
+    out, flags = m2_run
+    log = (out / "m2run" / "train.log").read_text()
+    assert "100 labelled, 400 unlabelled, 100 minibatches of 1 + 4; beta = 0.5" in log
+    assert "valid err" in log and (out / "m2.log").exists() and (out / "m2.json").exists()
+    capsys.readouterr()
+    train_M2.main(flags)
+    first = capsys.readouterr().out
+    train_M2.main(flags)
+    assert "validation error" in first and capsys.readouterr().out == first
+
+
+def test_m2_refuses_another_m1(m2_run, tmp_path):
+    out, flags = m2_run
+    other = M1(hidden=(64, 64))
+    save_weights(str(tmp_path / "other.npz"), other, other.get_config())
+    flags = flags[:flags.index("--m1-weights") + 1] + [str(tmp_path / "other.npz")] + flags[flags.index("--m1-weights") + 2:]
+    with pytest.raises(UserError, match="trained on another M1"):
+        train_M2.main(flags)
+
+
+def test_atomic_write_keeps_the_old_file_when_writing_fails(tmp_path):
+    path = tmp_path / "w.npz"
+    path.write_bytes(b"old")
+
+    def broken(tmp):
+        with open(tmp, "wb") as f:
+            f.write(b"half")
+        raise OSError("killed")
+    with pytest.raises(OSError):
+        atomic_write(str(path), broken)
+    assert path.read_bytes() == b"old"
+    assert os.listdir(tmp_path) == ["w.npz"]
+
+
+def run_script(*args):
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
+    return subprocess.run([sys.executable, *args], cwd=ROOT, capture_output=True, text=True, env=env,
+                          timeout=120)
+
+
+@pytest.mark.parametrize("args, message", [
+    (["train_M1.py", "--epochs", "0"], "--epochs must be at least 1"),
+    (["train_M1.py", "--bogus"], "unrecognized arguments: --bogus"),
+    (["train_M1.py", "--weights", "absent.npz"], "no weights; run `python train_M1.py -train`"),
+    (["train_M2.py", "-train", "--labels", "15"], "labels must be a positive multiple of 10"),
+    (["train_M2.py", "--labels", "ten"], "--labels must be a number or 'all'"),
+    (["train_M2.py", "--weights", "absent.npz"], "no weights; run `python train_M2.py -train"),
+])
+def test_cli_errors_are_one_line_with_nonzero_exit(args, message):
+    result = run_script(*args)
+    assert result.returncode == 2
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and message in lines[0], result.stderr
+
+
+def test_corrupt_data_file_is_one_line_naming_it(tmp_path):
+    bad = tmp_path / "mnist.npz"
+    bad.write_bytes(b"\x00" * 1000)
+    result = run_script("train_M1.py", "-train", "--data", str(bad), "--out", str(tmp_path / "run"))
+    assert result.returncode == 2
+    assert result.stderr.strip().count("\n") == 0 and str(bad) in result.stderr

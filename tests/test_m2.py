@@ -1,0 +1,106 @@
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+import train_M2
+from data import mnist
+from models import m2
+from models.m2 import M2
+
+
+def random_weights(model, scale=0.5, seed=0):
+    rng = np.random.default_rng(seed)
+    for v in model.weights:
+        v.assign(rng.normal(0, scale, v.shape).astype(np.float32))
+
+
+def test_labelled_dense_equals_dense_on_the_concatenation():
+    layer = m2.LabelledDense(4, 10, "softplus", "code")
+    x = tf.random.normal([6, 3])
+    y = tf.one_hot([0, 3, 9, 9, 1, 2], 10)
+    layer(x, y)
+    kernel = tf.concat([layer.kernel_x, layer.kernel_y], axis=0)
+    expected = tf.nn.softplus(tf.concat([x, y], axis=1) @ kernel + layer.bias)
+    np.testing.assert_allclose(layer(x, y), expected, rtol=1e-5, atol=1e-6)
+    every = layer(x, m2.every_class(10))  # [10, 6, 4]: class k for the whole batch
+    np.testing.assert_allclose(every[9], layer(x, tf.one_hot([9] * 6, 10)), rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("likelihood", ["gaussian", "bernoulli"])
+def test_unlabelled_bound_equals_an_explicit_loop_over_labels(likelihood):
+    model = M2(x_dim=5, hidden=(7, 6), z_dim=3, likelihood=likelihood)
+    random_weights(model)
+    x = tf.random.normal([4, 5]) if likelihood == "gaussian" else tf.cast(tf.random.uniform([4, 5]) < 0.5, tf.float32)
+    eps = tf.random.normal([10, 4, 3])
+    got, _, _ = m2.unlabelled_bound(model, x, eps)
+    qy = tf.nn.softmax(model.classify(x)).numpy()
+    expected = -np.sum(qy * np.log(qy), axis=1)
+    for k in range(10):
+        bound_k, _, _ = m2.labelled_bound(model, x, tf.one_hot([k] * 4, 10), eps[k])
+        expected += qy[:, k] * bound_k.numpy()
+    np.testing.assert_allclose(got, expected, rtol=1e-5)
+
+
+def test_gaussian_log_likelihood_and_labelled_bound_match_closed_forms():
+    x = np.array([[0.3, -1.2]], np.float32)
+    mean = np.array([[0.1, 0.4]], np.float32)
+    logvar = np.array([[-0.5, 0.7]], np.float32)
+    closed = np.sum(-0.5 * np.log(2 * np.pi) - 0.5 * logvar - 0.5 * (x - mean) ** 2 / np.exp(logvar))
+    np.testing.assert_allclose(m2.gaussian_log_prob(x, mean, logvar), [closed], rtol=1e-6)
+
+    model = M2(x_dim=2, hidden=(3,), z_dim=2)
+    random_weights(model)
+    y = tf.one_hot([4], 10)
+    eps = tf.constant([[0.2, -0.9]])
+    bound, log_px, kl = m2.labelled_bound(model, x, y, eps)
+    z_mean, z_logvar = model.encode(x, y)
+    kl_closed = 0.5 * np.sum(z_mean ** 2 + np.exp(z_logvar) - 1 - z_logvar)
+    np.testing.assert_allclose(kl, [kl_closed], rtol=1e-5)
+    np.testing.assert_allclose(bound, log_px - np.log(10) - kl, rtol=1e-6)
+
+
+def test_beta_scales_only_the_classification_term():
+    model = M2(x_dim=4, hidden=(5,), z_dim=2)
+    random_weights(model)
+    x_lab, y_lab, eps_lab = tf.random.normal([3, 4]), tf.constant([1, 5, 5]), tf.random.normal([3, 2])
+    x_unl, eps_unl = tf.random.normal([6, 4]), tf.random.normal([10, 6, 2])
+    loss0, terms0 = m2.loss_fn(model, x_lab, y_lab, eps_lab, x_unl, eps_unl, 0.0, 100)
+    loss7, terms7 = m2.loss_fn(model, x_lab, y_lab, eps_lab, x_unl, eps_unl, 7.0, 100)
+    log_qy = -tf.nn.sparse_softmax_cross_entropy_with_logits(y_lab, model.classify(x_lab))
+    np.testing.assert_allclose(float(loss7 - loss0), -7.0 * float(tf.reduce_sum(log_qy)) / 9, rtol=1e-4)
+    for k in ("labelled_bound", "unlabelled_bound"):
+        assert float(terms0[k]) == float(terms7[k])
+
+
+def test_minibatches_for_100_labels_are_1_plus_499_and_fixed():
+    y = mnist.load_splits()["train"][1]
+    lab, unl = mnist.labelled_split(y, 100, seed=0)
+    batches = train_M2.minibatches(lab, unl, 100, seed=0)
+    assert len(batches) == 100
+    assert {(len(a), len(b)) for a, b in batches} == {(1, 499)}
+    assert sorted(np.concatenate([a for a, _ in batches])) == sorted(lab)
+    assert sorted(np.concatenate([b for _, b in batches])) == sorted(unl)
+    again = train_M2.minibatches(lab, unl, 100, seed=0)
+    assert all(np.array_equal(a, c) and np.array_equal(b, d) for (a, b), (c, d) in zip(batches, again))
+
+
+def test_a_few_training_steps_lower_the_loss():
+    keras.utils.set_random_seed(0)
+    rng = np.random.default_rng(0)
+    n, d = 400, 6
+    y = rng.integers(0, 10, n).astype(np.int32)
+    centres = rng.normal(0, 3, (10, d)).astype(np.float32)
+    features = train_M2.Features.__new__(train_M2.Features)
+    features.model = "m1m2"
+    features.train_loc = centres[y] + rng.normal(0, 0.3, (n, d)).astype(np.float32)
+    features.train_logvar = np.full((n, d), -3.0, np.float32)
+    model = M2(d, (32,), 4, init="code")
+    optimizer = keras.optimizers.Adam(3e-3)
+    optimizer.build(model.trainable_variables)
+    step = train_M2.make_train_step(model, optimizer, features, y, tf.random.Generator.from_seed(0), 10.0)
+    batches = train_M2.minibatches(np.arange(40), np.arange(40, n), 10, seed=0)
+    losses = []
+    for _ in range(8):
+        losses.append(np.mean([step(tf.constant(a), tf.constant(b))[0] for a, b in batches]))
+    assert losses[-1] < losses[0] - 1.0
