@@ -69,7 +69,7 @@ def m2_epoch(n_features, hidden, n_lab=1, n_unl=499, steps=100, z_dim=50, k=10, 
     optimizer = keras.optimizers.Adam(3e-4)
     optimizer.build(model.trainable_variables)
     y = rng.integers(0, k, n).astype(np.int32)
-    step = train_M2.make_train_step(model, optimizer, features, y, tf.random.Generator.from_seed(0), 50.0)
+    step = train_M2.make_train_step(model, optimizer, features, y, train_M2.make_rng(0), 50.0)
     order = np.arange(n, dtype=np.int32).reshape(steps, -1)
     batches = [(tf.constant(b[:n_lab]), tf.constant(b[n_lab:])) for b in order]
 

@@ -35,6 +35,9 @@ def parse_args(argv=None):
                    help="minibatch size (default 100, which reaches the bound soonest here; "
                         "the authors' code used 1000)")
     p.add_argument("--lr", type=float, default=3e-4, help="Adam learning rate (authors: 3e-4)")
+    p.add_argument("--lr-decay-epochs", type=int, default=0,
+                   help="anneal the learning rate linearly towards 0 over the last K epochs (default 0: "
+                        "constant, as the authors); a schedule, so it may change when resuming")
     p.add_argument("--seed", type=int, default=0, help="seeds initialisation, shuffling and sampling")
     p.add_argument("--hidden", type=int, nargs="+", default=[500, 500],
                    help="hidden layer sizes of encoder and decoder (code: 500 500; paper text: 600 600)")
@@ -58,8 +61,8 @@ def parse_args(argv=None):
     for name in ("epochs", "batch_size", "z_dim", "eval_every"):
         if getattr(args, name) < 1:
             p.error(f"--{name.replace('_', '-')} must be at least 1")
-    if min(args.hidden) < 1 or args.lr <= 0 or args.subset < 0:
-        p.error("--hidden and --lr must be positive, --subset non-negative")
+    if min(args.hidden) < 1 or args.lr <= 0 or args.subset < 0 or not 0 <= args.lr_decay_epochs <= args.epochs:
+        p.error("--hidden and --lr must be positive, --subset non-negative, --lr-decay-epochs in [0, --epochs]")
     return args
 
 
@@ -152,6 +155,14 @@ def make_train_steps(model, optimizer, x_train, rng):
     return train_steps
 
 
+def learning_rate(args, e):
+    """The rate for epoch e (from 1): constant, then linear to lr / K in the last K epochs."""
+    left = args.epochs - e + 1
+    if left > args.lr_decay_epochs:
+        return args.lr
+    return args.lr * left / args.lr_decay_epochs
+
+
 def train(args):
     splits = load_data(args)
     x_train = splits["train"][0]
@@ -182,6 +193,7 @@ def train(args):
     while int(epoch) < args.epochs:
         e = int(epoch) + 1
         start = time.time()
+        optimizer.learning_rate.assign(learning_rate(args, e))
         order = np.random.default_rng([args.seed, e]).permutation(n_train)[: steps * args.batch_size]
         batches = order.reshape(steps, args.batch_size).astype(np.int32)
         bar = keras.utils.Progbar(steps, stateful_metrics=["loss"], verbose=1 if sys.stdout.isatty() else 0)
@@ -198,6 +210,7 @@ def train(args):
             tf.summary.scalar("train/loss", loss)
             tf.summary.scalar("train/reconstruction", rec)
             tf.summary.scalar("train/kl", kl)
+            tf.summary.scalar("train/learning_rate", learning_rate(args, e))
         if e % args.eval_every == 0 or e == args.epochs:
             v_bound, v_rec, v_kl = evaluator.bound("valid")
             t_bound, _, _ = evaluator.bound("test")
@@ -210,7 +223,7 @@ def train(args):
                 tf.summary.scalar("active_units", n_active)
             is_best = v_bound > float(best_valid)
             log(f"epoch {e:4d} | train bound {rec - kl:8.2f} (rec {rec:8.2f}, KL {kl:6.2f}) | "
-                f"valid {v_bound:8.2f} | test {t_bound:8.2f} | active {n_active:2d} | "
+                f"valid {v_bound:8.2f} | test {t_bound:8.2f} | active {n_active:2d} | lr {learning_rate(args, e):.1e} | "
                 f"{time.time() - start:5.1f} s/epoch, {float(seconds) / 60:6.1f} min{' | best' if is_best else ''}")
             frame = os.path.join(args.out, "frames", f"epoch_{e:05d}.png")
             os.makedirs(os.path.dirname(frame), exist_ok=True)
@@ -223,6 +236,7 @@ def train(args):
                     "epochs": e, "train_minutes": round(float(seconds) / 60, 1), "seed": args.seed,
                     "valid_bound": round(v_bound, 3), "test_bound": round(t_bound, 3),
                     "active_units": n_active, "batch_size": args.batch_size, "lr": args.lr,
+                    "lr_decay_epochs": args.lr_decay_epochs,
                     "hidden": args.hidden, "z_dim": args.z_dim, "init": args.init,
                     "eval": "one-sample bound, images binarised once with seed "
                             f"{EVAL_SEED}, nats per image"})

@@ -19,7 +19,7 @@ import keras
 import tensorflow as tf
 import tensorflow_probability as tfp
 
-from common import UserError, assign_weights, read_weights
+from common import UserError, assign_weights, read_weights, weights_sha256
 
 tfd = tfp.distributions
 DEFAULT_WEIGHTS = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
@@ -135,12 +135,21 @@ def active_units(means, threshold=0.1):
     return tf.math.reduce_std(means, axis=0) > threshold
 
 
-def load(path=DEFAULT_WEIGHTS):
-    """An M1 rebuilt from a weights file written by train_M1.py; UserError if missing or corrupt."""
+def load(path=DEFAULT_WEIGHTS, expect_sha256=None):
+    """An M1 rebuilt from a weights file written by train_M1.py; UserError if missing or corrupt.
+
+    With expect_sha256 (recorded with M2 weights), any other M1 is refused. The model's
+    `weights_sha256` identifies it for M2 weights trained on it.
+    """
     config, weights, _ = read_weights(path, "run `python train_M1.py -train` to train M1")
+    sha256 = weights_sha256(weights)
+    if expect_sha256 is not None and sha256 != expect_sha256:
+        raise UserError(f"{path} is not the M1 these M2 weights were trained on; pass that one "
+                        "with --m1-weights, or retrain M2")
     try:
         model = M1(**config)
     except (TypeError, ValueError) as e:
         raise UserError(f"{path}: not M1 weights ({e})")
     assign_weights(model, weights, path)
+    model.weights_sha256 = sha256
     return model

@@ -27,6 +27,7 @@ import keras
 import tensorflow as tf
 import tensorflow_probability as tfp
 
+from common import UserError, assign_weights, read_weights
 from models.m1 import bernoulli_log_prob, gaussian_kl_standard, initializers, mlp, weight_prior
 
 tfd = tfp.distributions
@@ -205,3 +206,15 @@ def loss_fn(model, x_lab, y_lab, eps_lab, x_unl, eps_unl, beta, n_total):
 def _mean(t):
     """Mean that is 0 for an empty tensor (fully labelled runs have no unlabelled examples)."""
     return tf.math.divide_no_nan(tf.reduce_sum(t), tf.cast(tf.size(t), t.dtype))
+
+
+def load(path, missing_hint):
+    """An M2 rebuilt from a weights file written by train_M2.py, and the arrays saved with it
+    (m1_sha256, kept_units); UserError if missing or corrupt."""
+    config, weights, extra = read_weights(path, missing_hint)
+    try:
+        model = M2(**config)
+    except (TypeError, ValueError) as e:
+        raise UserError(f"{path}: not M2 weights ({e})")
+    assign_weights(model, weights, path)
+    return model, extra

@@ -94,7 +94,7 @@ def test_m2_refuses_another_m1(m2_run, tmp_path):
     other = M1(hidden=(64, 64))
     save_weights(str(tmp_path / "other.npz"), other, other.get_config())
     flags = flags[:flags.index("--m1-weights") + 1] + [str(tmp_path / "other.npz")] + flags[flags.index("--m1-weights") + 2:]
-    with pytest.raises(UserError, match="trained on another M1"):
+    with pytest.raises(UserError, match="not the M1 these M2 weights were trained on"):
         train_M2.main(flags)
 
 

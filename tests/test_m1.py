@@ -103,3 +103,11 @@ def test_a_few_training_steps_lower_the_loss():
         last = float(steps(batches)[0]) / 10
     assert last < first - 50
     assert int(optimizer.iterations) == 50
+
+
+def test_learning_rate_is_constant_then_linear_over_the_last_epochs():
+    args = train_M1.parse_args(["--epochs", "10", "--lr", "1e-3", "--lr-decay-epochs", "4"])
+    rates = [train_M1.learning_rate(args, e) for e in range(1, 11)]
+    np.testing.assert_allclose(rates, [1e-3] * 6 + [1e-3, 7.5e-4, 5e-4, 2.5e-4])
+    constant = train_M1.parse_args(["--epochs", "10"])
+    assert {train_M1.learning_rate(constant, e) for e in range(1, 11)} == {3e-4}

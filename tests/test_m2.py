@@ -98,7 +98,7 @@ def test_a_few_training_steps_lower_the_loss():
     model = M2(d, (32,), 4, init="code")
     optimizer = keras.optimizers.Adam(3e-3)
     optimizer.build(model.trainable_variables)
-    step = train_M2.make_train_step(model, optimizer, features, y, tf.random.Generator.from_seed(0), 10.0)
+    step = train_M2.make_train_step(model, optimizer, features, y, train_M2.make_rng(0), 10.0)
     batches = train_M2.minibatches(np.arange(40), np.arange(40, n), 10, seed=0)
     losses = []
     for _ in range(8):

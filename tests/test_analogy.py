@@ -1,0 +1,68 @@
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+import run_analogy
+import train_M2
+from common import UserError, save_weights
+from data import mnist
+from models.m2 import M2
+
+
+@pytest.fixture(scope="module")
+def pixel_m2(tmp_path_factory):
+    """A small pixel M2 trained for 300 steps on 3000 labelled images, saved as train_M2 would."""
+    keras.utils.set_random_seed(0)
+    x, y = mnist.load_splits()["train"]
+    x, y = x[:3000], y[:3000]
+    features = train_M2.Features("m2", {"train": (x, y), "valid": (x, y), "test": (x, y)}, None)
+    model = M2(784, (128,), 8, likelihood="bernoulli", init="code")
+    optimizer = keras.optimizers.Adam(2e-3)
+    optimizer.build(model.trainable_variables)
+    step = train_M2.make_train_step(model, optimizer, features, y, train_M2.make_rng(0), 0.1)
+    batches = train_M2.minibatches(np.arange(3000), np.arange(0), 30, seed=0)
+    none = tf.constant(np.zeros(0, np.int32))
+    for _ in range(10):
+        for lab, _ in batches:
+            step(tf.constant(lab), none)
+    path = tmp_path_factory.mktemp("pixel") / "m2.npz"
+    save_weights(str(path), model, model.get_config(), {"m1_sha256": ""})
+    return path
+
+
+def test_figures_have_the_right_shape_range_and_repeat_with_the_seed(pixel_m2, tmp_path):
+    args = run_analogy.parse_args(["--weights", str(pixel_m2), "--rows", "4", "--samples", "6"])
+    decoder = run_analogy.load(args)
+    x, y = mnist.load_splits()["test"]
+    rows = run_analogy.choose_rows(y, 4, seed=1)
+    assert y[rows].tolist() == [0, 1, 2, 3]
+    grid = run_analogy.analogy_grid(decoder, x[rows], y[rows])
+    assert grid.shape == (4, 11, 784) and 0 <= grid.min() and grid.max() <= 1
+    np.testing.assert_array_equal(grid[:, 0], x[rows])
+    samples = run_analogy.conditional_grid(decoder, 6, seed=2)
+    assert samples.shape == (10, 6, 784)
+    np.testing.assert_array_equal(samples, run_analogy.conditional_grid(decoder, 6, seed=2))
+    assert not np.array_equal(samples, run_analogy.conditional_grid(decoder, 6, seed=3))
+
+    out = tmp_path / "a.png"
+    run_analogy.main(["--weights", str(pixel_m2), "--out", str(out), "--seed", "5"])
+    first = (out.read_bytes(), (tmp_path / "conditional.png").read_bytes())
+    run_analogy.main(["--weights", str(pixel_m2), "--out", str(out), "--seed", "5"])
+    assert (out.read_bytes(), (tmp_path / "conditional.png").read_bytes()) == first
+
+
+def test_own_label_reconstructs_a_test_image_better_than_other_labels(pixel_m2):
+    decoder = run_analogy.load(run_analogy.parse_args(["--weights", str(pixel_m2)]))
+    x, y = mnist.load_splits()["test"]
+    x, y = x[:200], y[:200]
+    grid = run_analogy.analogy_grid(decoder, x, y)[:, 1:]  # [200, 10 classes, 784]
+    error = np.mean((grid - x[:, None, :]) ** 2, axis=2)  # [200, 10]
+    own = error[np.arange(200), y]
+    others = (error.sum(axis=1) - own) / 9
+    assert np.mean(own < others) > 0.9
+
+
+def test_missing_weights_name_the_training_command(tmp_path):
+    with pytest.raises(UserError, match="python train_M2.py -train --model m2 --labels all"):
+        run_analogy.main(["--weights", str(tmp_path / "none.npz")])
