@@ -191,6 +191,27 @@ class CheckpointKeeper:
             self.last_save = time.time()
 
 
+class RunState:
+    """A training run's folder: counters, checkpoints (with the given trackables) and log.
+
+    `epoch`, `best_valid` and `seconds` (training time) are checkpointed beside the model, optimizer
+    and random-number generator, so a resumed run continues exactly where the last checkpoint was.
+    """
+
+    def __init__(self, run_dir, config, ckpt_minutes, best_init, **trackables):
+        import tensorflow as tf
+
+        self.epoch = tf.Variable(0, dtype=tf.int64)
+        self.best_valid = tf.Variable(best_init, dtype=tf.float64)
+        self.seconds = tf.Variable(0.0, dtype=tf.float64)
+        self.keeper = CheckpointKeeper(run_dir, config, ckpt_minutes * 60, epoch=self.epoch,
+                                       best_valid=self.best_valid, seconds=self.seconds, **trackables)
+        self.log = RunLog(os.path.join(run_dir, "train.log"))
+        resumed = self.keeper.restore()
+        self.log(f"{'resumed ' + resumed + ' at epoch ' + str(int(self.epoch)) if resumed else 'new run'}: "
+                 f"{' '.join(sys.argv)}")
+
+
 def digit_grid(images, rows, cols, pad=2):
     """Tiles images [rows * cols, 784] in [0, 1] into one uint8 picture with white gaps."""
     images = np.asarray(images).reshape(rows, cols, 28, 28)

@@ -9,8 +9,8 @@ import shutil
 import sys
 import time
 
-from common import (ArgumentParser, CheckpointKeeper, RunLog, UserError, check_finite, digit_grid,
-                    frames_to_gif, quiet_tensorflow, run_cli, save_png, save_weights, write_json)
+from common import (ArgumentParser, RunState, UserError, check_finite, digit_grid, frames_to_gif,
+                    quiet_tensorflow, run_cli, save_png, save_weights, write_json)
 
 quiet_tensorflow()
 import numpy as np  # noqa: E402
@@ -172,18 +172,10 @@ def train(args):
     optimizer = keras.optimizers.Adam(args.lr)
     optimizer.build(model.trainable_variables)
     rng = tf.random.Generator.from_seed(args.seed)
-    epoch = tf.Variable(0, dtype=tf.int64)
-    best_valid = tf.Variable(-np.inf, dtype=tf.float64)
-    seconds = tf.Variable(0.0, dtype=tf.float64)
     config = {"hidden": args.hidden, "z_dim": args.z_dim, "init": args.init, "seed": args.seed,
               "batch_size": args.batch_size, "lr": args.lr, "subset": args.subset}
-    keeper = CheckpointKeeper(args.out, config, args.ckpt_minutes * 60, model=model,
-                              optimizer=optimizer, epoch=epoch, rng=rng, best_valid=best_valid,
-                              seconds=seconds)
-    log = RunLog(os.path.join(args.out, "train.log"))
-    resumed = keeper.restore()
-    log(f"{'resumed ' + resumed + ' at epoch ' + str(int(epoch)) if resumed else 'new run'}: "
-        f"{' '.join(sys.argv)}")
+    run = RunState(args.out, config, args.ckpt_minutes, -np.inf, model=model, optimizer=optimizer, rng=rng)
+    epoch, best_valid, seconds, keeper, log = run.epoch, run.best_valid, run.seconds, run.keeper, run.log
     x_train_tf = tf.constant(x_train)
     evaluator = Evaluator(model, splits)
     writer = tf.summary.create_file_writer(os.path.join(args.out, "tb"))

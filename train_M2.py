@@ -9,8 +9,8 @@ import shutil
 import sys
 import time
 
-from common import (ArgumentParser, CheckpointKeeper, RunLog, UserError, check_finite,
-                    quiet_tensorflow, run_cli, save_weights, write_json)
+from common import (ArgumentParser, RunState, UserError, check_finite, quiet_tensorflow, run_cli,
+                    save_weights, write_json)
 
 quiet_tensorflow()
 import numpy as np  # noqa: E402
@@ -213,19 +213,11 @@ def train(args):
     optimizer = keras.optimizers.Adam(args.lr)
     optimizer.build(model.trainable_variables)
     rng = make_rng(args.seed)
-    epoch = tf.Variable(0, dtype=tf.int64)
-    best_valid = tf.Variable(np.inf, dtype=tf.float64)
-    seconds = tf.Variable(0.0, dtype=tf.float64)
     config = {"model": args.model, "labels": args.n_labels, "seed": args.seed, "alpha": args.alpha,
               "hidden": args.hidden, "z_dim": args.z_dim, "lr": args.lr, "batches": args.batches,
               "subset": args.subset, "m1_sha256": features.m1_sha256}
-    keeper = CheckpointKeeper(args.out, config, args.ckpt_minutes * 60, model=model,
-                              optimizer=optimizer, epoch=epoch, rng=rng, best_valid=best_valid,
-                              seconds=seconds)
-    log = RunLog(os.path.join(args.out, "train.log"))
-    resumed = keeper.restore()
-    log(f"{'resumed ' + resumed + ' at epoch ' + str(int(epoch)) if resumed else 'new run'}: "
-        f"{' '.join(sys.argv)}")
+    run = RunState(args.out, config, args.ckpt_minutes, np.inf, model=model, optimizer=optimizer, rng=rng)
+    epoch, best_valid, seconds, keeper, log = run.epoch, run.best_valid, run.seconds, run.keeper, run.log
     if args.model == "m1m2":
         log(f"M1 {args.m1_weights}: kept {len(features.kept)} active units {features.kept.tolist()}")
     log(f"{len(labelled)} labelled, {len(unlabelled)} unlabelled, {len(batches)} minibatches of "
