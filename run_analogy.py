@@ -63,7 +63,9 @@ class PixelDecoder:
         z1_kept = tf.split(params, 2, axis=-1)[0]
         # Pruned M1 units carry no information about x: they get their prior mean, 0.
         place = tf.one_hot(self.kept, self.m1.z_dim)  # [kept, z_dim]
-        return tf.sigmoid(self.m1.decode(tf.tensordot(z1_kept, place, 1)))
+        z1 = tf.reshape(tf.tensordot(z1_kept, place, 1), [-1, self.m1.z_dim])  # M1 takes [batch, z_dim]
+        shape = tf.concat([tf.shape(z1_kept)[:-1], [self.m1.x_dim]], 0)
+        return tf.reshape(tf.sigmoid(self.m1.decode(z1)), shape)
 
 
 def load(args):

@@ -66,3 +66,13 @@ def test_own_label_reconstructs_a_test_image_better_than_other_labels(pixel_m2):
 def test_missing_weights_name_the_training_command(tmp_path):
     with pytest.raises(UserError, match="python train_M2.py -train --model m2 --labels all"):
         run_analogy.main(["--weights", str(tmp_path / "none.npz")])
+
+
+def test_stacked_model_decodes_through_m1_on_the_shipped_weights(tmp_path):
+    decoder = run_analogy.load(run_analogy.parse_args(["--model", "m1m2"]))
+    x, y = mnist.load_splits()["test"]
+    grid = run_analogy.analogy_grid(decoder, x[:3], y[:3])
+    assert grid.shape == (3, 11, 784) and 0 <= grid.min() and grid.max() <= 1
+    assert run_analogy.conditional_grid(decoder, 4, seed=0).shape == (10, 4, 784)
+    run_analogy.main(["--model", "m1m2", "--rows", "3", "--samples", "4", "--out", str(tmp_path / "a.png")])
+    assert (tmp_path / "a.png").exists() and (tmp_path / "conditional.png").exists()
