@@ -67,9 +67,7 @@ def parse_args(argv=None):
 
 
 def load_data(args):
-    splits = mnist.load_splits(args.data)
-    if args.subset:
-        splits = {k: (x[:args.subset], y[:args.subset]) for k, (x, y) in splits.items()}
+    splits = mnist.load_splits(args.data, args.subset)
     if args.batch_size > len(splits["train"][0]):
         raise UserError(f"--batch-size {args.batch_size} exceeds the {len(splits['train'][0])} training images")
     return splits

@@ -149,17 +149,10 @@ def error_rate(model, x, y):
     return float(np.mean(np.argmax(logits, axis=1) != y))
 
 
-def load_splits(args):
-    splits = mnist.load_splits(args.data)
-    if args.subset:
-        splits = {k: (x[:args.subset], y[:args.subset]) for k, (x, y) in splits.items()}
-    return splits
-
-
 def evaluate(args):
     hint = f"run `python train_M2.py -train --model {args.model} --labels {args.labels}` to train it"
     model, extra = m2.load(args.weights, hint)
-    splits = load_splits(args)
+    splits = mnist.load_splits(args.data, args.subset)
     features = Features(args.model, splits, args.m1_weights, kept=extra.get("kept_units"),
                         m1_sha256=str(extra.get("m1_sha256", "")))
     v_err = error_rate(model, features.eval["valid"], splits["valid"][1])
@@ -199,7 +192,7 @@ def make_train_step(model, optimizer, features, y_train, rng, beta):
 
 
 def train(args):
-    splits = load_splits(args)
+    splits = mnist.load_splits(args.data, args.subset)
     x_train, y_train = splits["train"]
     labelled, unlabelled = mnist.labelled_split(y_train, args.n_labels, args.seed)
     prune = x_train[(unlabelled if len(unlabelled) else labelled)[:N_PRUNE]]

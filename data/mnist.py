@@ -70,18 +70,24 @@ def load_raw(path=DEFAULT_PATH):
     return arrays
 
 
-def load_splits(path=DEFAULT_PATH):
-    """Returns {'train', 'valid', 'test'}: each a pair (x float32 [n, 784] in [0, 1], y int32 [n])."""
+def load_splits(path=DEFAULT_PATH, subset=0):
+    """Returns {'train', 'valid', 'test'}: each a pair (x float32 [n, 784] in [0, 1], y int32 [n]).
+
+    subset > 0 keeps only the first `subset` images of each split (quick checks and tests).
+    """
     raw = load_raw(path)
     x_train = raw["x_train"].reshape(-1, 784).astype(np.float32) / 255.0
     x_test = raw["x_test"].reshape(-1, 784).astype(np.float32) / 255.0
     y_train = raw["y_train"].astype(np.int32)
     y_test = raw["y_test"].astype(np.int32)
-    return {
+    splits = {
         "train": (x_train[:N_TRAIN], y_train[:N_TRAIN]),
         "valid": (x_train[N_TRAIN:], y_train[N_TRAIN:]),
         "test": (x_test, y_test),
     }
+    if subset:
+        splits = {k: (x[:subset], y[:subset]) for k, (x, y) in splits.items()}
+    return splits
 
 
 def check_label_count(n_labelled, n_total=N_TRAIN):
