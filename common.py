@@ -1,5 +1,6 @@
 """What the three scripts share: the CLI error path, atomic files, weights files, checkpoints, digit grids."""
 import argparse
+import fcntl
 import hashlib
 import json
 import os
@@ -201,6 +202,14 @@ class RunState:
     def __init__(self, run_dir, config, ckpt_minutes, best_init, **trackables):
         import tensorflow as tf
 
+        # Two runs in one folder would overwrite each other's checkpoints; the lock ends with the process.
+        os.makedirs(run_dir, exist_ok=True)
+        self._lock = open(os.path.join(run_dir, "lock"), "w")
+        try:
+            fcntl.flock(self._lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            self._lock.close()
+            raise UserError(f"{run_dir}: another run is training in this folder")
         self.epoch = tf.Variable(0, dtype=tf.int64)
         self.best_valid = tf.Variable(best_init, dtype=tf.float64)
         self.seconds = tf.Variable(0.0, dtype=tf.float64)

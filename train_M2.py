@@ -24,6 +24,7 @@ from models.m2 import M2, loss_fn  # noqa: E402
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 N_PRUNE = 1000  # unlabelled training images on which M1's active units are found, as the authors
+EVAL_SEED = 1234  # fixed binarisation and noise of the validation bound, for every run
 
 
 def parse_labels(text, n_train):
@@ -108,6 +109,7 @@ class Features:
             self.train_loc = splits["train"][0]
             self.train_logvar = np.zeros((len(self.train_loc), 0), np.float32)
             self.eval = {k: splits[k][0] for k in ("valid", "test")}
+            self.valid_bound_x = mnist.binarize(self.eval["valid"], np.random.default_rng(EVAL_SEED))
             return
         encoder = m1.load(m1_path, m1_sha256)
         self.m1_sha256 = encoder.weights_sha256
@@ -118,6 +120,7 @@ class Features:
         self.kept = np.asarray(kept)
         self.train_loc, self.train_logvar = self._encode(encoder, splits["train"][0])
         self.eval = {k: self._encode(encoder, splits[k][0])[0] for k in ("valid", "test")}
+        self.valid_bound_x = self.eval["valid"]
 
     def _encode(self, encoder, x):
         parts = [encoder.encode(x[i: i + 5000]) for i in range(0, len(x), 5000)]
@@ -147,6 +150,14 @@ def minibatches(labelled, unlabelled, n_batches, seed):
 def error_rate(model, x, y):
     logits = np.concatenate([model.classify(x[i: i + 5000]).numpy() for i in range(0, len(x), 5000)])
     return float(np.mean(np.argmax(logits, axis=1) != y))
+
+
+def validation_bound(model, x, y):
+    """Mean L(x, y) in nats per validation image, on fixed noise: how well M2 models what it sees."""
+    eps = np.random.default_rng(EVAL_SEED).standard_normal((len(x), model.z_dim), np.float32)
+    bound = [m2.labelled_bound(model, x[i: i + 5000], tf.one_hot(y[i: i + 5000], model.n_classes),
+                               eps[i: i + 5000])[0].numpy() for i in range(0, len(x), 5000)]
+    return float(np.mean(np.concatenate(bound)))
 
 
 def evaluate(args):
@@ -213,8 +224,11 @@ def train(args):
     epoch, best_valid, seconds, keeper, log = run.epoch, run.best_valid, run.seconds, run.keeper, run.log
     if args.model == "m1m2":
         log(f"M1 {args.m1_weights}: kept {len(features.kept)} active units {features.kept.tolist()}")
+    # With unlabelled images the model is a classifier and is chosen on validation error; with every
+    # label known, it is a generator (for the analogies) and is chosen on the validation bound.
+    select_on = "validation error" if len(unlabelled) else "validation bound"
     log(f"{len(labelled)} labelled, {len(unlabelled)} unlabelled, {len(batches)} minibatches of "
-        f"{len(batches[0][0])} + {len(batches[0][1])}; beta = {beta:g}")
+        f"{len(batches[0][0])} + {len(batches[0][1])}; beta = {beta:g}; weights chosen on {select_on}")
     writer = tf.summary.create_file_writer(os.path.join(args.out, "tb"))
 
     train_step = make_train_step(model, optimizer, features, y_train, rng, beta)
@@ -239,16 +253,19 @@ def train(args):
         if e % args.eval_every == 0 or e == args.epochs:
             v_err = error_rate(model, features.eval["valid"], splits["valid"][1])
             t_err = error_rate(model, features.eval["test"], splits["test"][1])
+            v_bound = validation_bound(model, features.valid_bound_x, splits["valid"][1])
             with writer.as_default(step=e):
                 tf.summary.scalar("valid/error", v_err)
                 tf.summary.scalar("test/error", t_err)
-            is_best = v_err < float(best_valid)
+                tf.summary.scalar("valid/labelled_bound", v_bound)
+            score = v_err if select_on == "validation error" else -v_bound
+            is_best = score < float(best_valid)
             log(f"epoch {e:4d} | L(x,y) {means['labelled_bound']:7.2f} | U(x) {means['unlabelled_bound']:7.2f} "
                 f"(rec {means['reconstruction']:7.2f}, KL {means['kl']:5.2f}) | log q(y|x) {means['log_qy']:7.4f} | "
-                f"valid err {100 * v_err:5.2f}% | test err {100 * t_err:5.2f}% | "
+                f"valid L(x,y) {v_bound:7.2f} | valid err {100 * v_err:5.2f}% | test err {100 * t_err:5.2f}% | "
                 f"{time.time() - start:4.1f} s/epoch, {float(seconds) / 60:6.1f} min{' | best' if is_best else ''}")
             if is_best:
-                best_valid.assign(v_err)
+                best_valid.assign(score)
                 extra = {"m1_sha256": features.m1_sha256}
                 if features.kept is not None:
                     extra["kept_units"] = features.kept
@@ -258,6 +275,7 @@ def train(args):
                     "model": args.model, "labels": args.n_labels, "seed": args.seed, "epochs": e,
                     "train_minutes": round(float(seconds) / 60, 1), "alpha": args.alpha, "beta": beta,
                     "hidden": args.hidden, "z_dim": args.z_dim, "lr": args.lr, "batches": args.batches,
+                    "selected_on": select_on, "valid_labelled_bound": v_bound,
                     "valid_error": v_err, "test_error": t_err, "m1_weights_sha256": features.m1_sha256,
                     "kept_units": None if features.kept is None else features.kept.tolist()})
             keeper.save(force=True)
@@ -265,7 +283,9 @@ def train(args):
         else:
             keeper.save()
     writer.flush()
-    log(f"done: {int(epoch)} epochs, best validation error {100 * float(best_valid):.2f}%, weights {args.weights}")
+    best = (f"error {100 * float(best_valid):.2f}%" if select_on == "validation error"
+            else f"bound {-float(best_valid):.2f}")
+    log(f"done: {int(epoch)} epochs, best validation {best}, weights {args.weights}")
     shutil.copyfile(log.path, os.path.splitext(args.weights)[0] + ".log")
 
 

@@ -9,7 +9,7 @@ import tensorflow as tf
 
 import train_M1
 import train_M2
-from common import UserError, atomic_write, save_weights
+from common import RunState, UserError, atomic_write, read_json, save_weights
 from conftest import ROOT
 from models.m1 import M1
 
@@ -110,6 +110,27 @@ def test_m2_refuses_another_m1(m2_run, tmp_path):
     flags = flags[:flags.index("--m1-weights") + 1] + [str(tmp_path / "other.npz")] + flags[flags.index("--m1-weights") + 2:]
     with pytest.raises(UserError, match="not the M1 these M2 weights were trained on"):
         train_M2.main(flags)
+
+
+def test_fully_labelled_pixel_m2_is_chosen_on_the_validation_bound(tmp_path):
+    flags = ["-train", "--model", "m2", "--labels", "all", "--subset", "200", "--hidden", "32",
+             "--z-dim", "4", "--batches", "4", "--lr", "3e-3", "--epochs", "3", "--eval-every", "1",
+             "--out", str(tmp_path / "run"), "--weights", str(tmp_path / "m2.npz")]
+    train_M2.main(flags)
+    bounds = [float(line.split("valid L(x,y)")[1].split("|")[0])
+              for line in (tmp_path / "run" / "train.log").read_text().splitlines() if line.startswith("epoch")]
+    saved = read_json(str(tmp_path / "m2.json"))
+    assert len(bounds) == 3 and saved["selected_on"] == "validation bound"
+    assert saved["valid_labelled_bound"] == pytest.approx(max(bounds), abs=0.01)
+    assert saved["epochs"] == 1 + bounds.index(max(bounds))
+
+
+def test_a_second_run_in_the_same_folder_is_refused(tmp_path):
+    first = RunState(str(tmp_path), {}, 3.0, np.inf)
+    with pytest.raises(UserError, match="another run is training in this folder"):
+        RunState(str(tmp_path), {}, 3.0, np.inf)
+    first._lock.close()
+    RunState(str(tmp_path), {}, 3.0, np.inf)
 
 
 def test_atomic_write_keeps_the_old_file_when_writing_fails(tmp_path):
