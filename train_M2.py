@@ -95,8 +95,9 @@ def parse_args(argv=None):
 class Features:
     """What M2 sees of an image: M1's kept latent units (m1m2) or its pixels (m2).
 
-    Training examples are sampled afresh at each minibatch: z1 ~ q(z1|x) for m1m2, a binarisation for
-    m2. Validation and test images are fixed: the posterior mean, or the grey values.
+    Training examples (prepared only when splits has 'train') are sampled afresh at each minibatch:
+    z1 ~ q(z1|x) for m1m2, a binarisation for m2. Validation and test images are fixed: the posterior
+    mean, or the grey values (a fixed binarisation for the validation bound).
     Args:
       prune: training images on which M1's active units are found (when kept is not given).
       kept, m1_sha256: the M1 units to keep and the M1's identity, as saved with M2 weights.
@@ -106,8 +107,9 @@ class Features:
         self.model = model
         self.m1_sha256, self.kept = "", None
         if model == "m2":
-            self.train_loc = splits["train"][0]
-            self.train_logvar = np.zeros((len(self.train_loc), 0), np.float32)
+            if "train" in splits:
+                self.train_loc = splits["train"][0]
+                self.train_logvar = np.zeros((len(self.train_loc), 0), np.float32)
             self.eval = {k: splits[k][0] for k in ("valid", "test")}
             self.valid_bound_x = mnist.binarize(self.eval["valid"], np.random.default_rng(EVAL_SEED))
             return
@@ -118,7 +120,8 @@ class Features:
             if len(kept) == 0:
                 raise UserError(f"{m1_path}: M1 has no active latent units to classify from")
         self.kept = np.asarray(kept)
-        self.train_loc, self.train_logvar = self._encode(encoder, splits["train"][0])
+        if "train" in splits:
+            self.train_loc, self.train_logvar = self._encode(encoder, splits["train"][0])
         self.eval = {k: self._encode(encoder, splits[k][0])[0] for k in ("valid", "test")}
         self.valid_bound_x = self.eval["valid"]
 
@@ -130,7 +133,7 @@ class Features:
 
     @property
     def dim(self):
-        return self.train_loc.shape[1]
+        return self.eval["valid"].shape[1]
 
     def sample(self, loc, logvar, rng):
         """A fresh training example from its stored parameters (inside the train step)."""
@@ -164,12 +167,14 @@ def evaluate(args):
     hint = f"run `python train_M2.py -train --model {args.model} --labels {args.labels}` to train it"
     model, extra = m2.load(args.weights, hint)
     splits = mnist.load_splits(args.data, args.subset)
+    del splits["train"]  # only M2's inputs for the evaluation sets are needed
     features = Features(args.model, splits, args.m1_weights, kept=extra.get("kept_units"),
                         m1_sha256=str(extra.get("m1_sha256", "")))
+    v_bound = validation_bound(model, features.valid_bound_x, splits["valid"][1])
     v_err = error_rate(model, features.eval["valid"], splits["valid"][1])
     t_err = error_rate(model, features.eval["test"], splits["test"][1])
-    print(f"{args.model} labels={args.labels} seed={args.seed} ({args.weights}): "
-          f"validation error {100 * v_err:.2f}%, test error {100 * t_err:.2f}%")
+    print(f"{args.model} labels={args.labels} seed={args.seed} ({args.weights}): validation bound "
+          f"L(x,y) {v_bound:.2f}, validation error {100 * v_err:.2f}%, test error {100 * t_err:.2f}%")
 
 
 def make_rng(seed):
