@@ -23,7 +23,6 @@ from models.m1 import M1, active_units, elbo_terms, loss_fn  # noqa: E402
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 WEIGHTS = m1.DEFAULT_WEIGHTS
-EVAL_SEED = 1234  # fixed binarisation and noise of the validation and test sets, for every run
 
 
 def parse_args(argv=None):
@@ -81,7 +80,7 @@ class Evaluator:
         self.sets = {}
         for name in ("valid", "test"):
             # Binarised once, one noise draw per image: the same for every run and seed.
-            rng = np.random.default_rng(EVAL_SEED)
+            rng = np.random.default_rng(mnist.EVAL_SEED)
             x_bin = mnist.binarize(splits[name][0], rng)
             eps = rng.standard_normal((len(x_bin), model.z_dim), np.float32)
             self.sets[name] = (tf.constant(x_bin), tf.constant(eps), tf.constant(splits[name][0]))
@@ -229,7 +228,7 @@ def train(args):
                     "lr_decay_epochs": args.lr_decay_epochs,
                     "hidden": args.hidden, "z_dim": args.z_dim, "init": args.init,
                     "eval": "one-sample bound, images binarised once with seed "
-                            f"{EVAL_SEED}, nats per image"})
+                            f"{mnist.EVAL_SEED}, nats per image"})
             keeper.save(force=True)
             shutil.copyfile(log.path, os.path.splitext(args.weights)[0] + ".log")
         else:

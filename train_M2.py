@@ -24,7 +24,6 @@ from models.m2 import M2, loss_fn  # noqa: E402
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 N_PRUNE = 1000  # unlabelled training images on which M1's active units are found, as the authors
-EVAL_SEED = 1234  # fixed binarisation and noise of the validation bound, for every run
 
 
 def parse_labels(text, n_train):
@@ -111,7 +110,7 @@ class Features:
                 self.train_loc = splits["train"][0]
                 self.train_logvar = np.zeros((len(self.train_loc), 0), np.float32)
             self.eval = {k: splits[k][0] for k in ("valid", "test")}
-            self.valid_bound_x = mnist.binarize(self.eval["valid"], np.random.default_rng(EVAL_SEED))
+            self.valid_bound_x = mnist.binarize(self.eval["valid"], np.random.default_rng(mnist.EVAL_SEED))
             return
         encoder = m1.load(m1_path, m1_sha256)
         self.m1_sha256 = encoder.weights_sha256
@@ -157,7 +156,7 @@ def error_rate(model, x, y):
 
 def validation_bound(model, x, y):
     """Mean L(x, y) in nats per validation image, on fixed noise: how well M2 models what it sees."""
-    eps = np.random.default_rng(EVAL_SEED).standard_normal((len(x), model.z_dim), np.float32)
+    eps = np.random.default_rng(mnist.EVAL_SEED).standard_normal((len(x), model.z_dim), np.float32)
     bound = [m2.labelled_bound(model, x[i: i + 5000], tf.one_hot(y[i: i + 5000], model.n_classes),
                                eps[i: i + 5000])[0].numpy() for i in range(0, len(x), 5000)]
     return float(np.mean(np.concatenate(bound)))

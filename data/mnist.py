@@ -125,6 +125,11 @@ def labelled_split(y, n_labelled, seed):
     return labelled, unlabelled
 
 
+# Seeds the one binarisation (and posterior noise) of the evaluation images, shared by every run of
+# both scripts, so that bounds are comparable across runs and between M1 and M2.
+EVAL_SEED = 1234
+
+
 def binarize(x, rng):
     """One Bernoulli draw per pixel with the grey value as probability (numpy, for fixed eval sets)."""
     return (rng.random(x.shape, dtype=np.float32) < x).astype(np.float32)
