@@ -47,10 +47,12 @@ def parse_args(argv=None):
                    help="epochs between evaluations (default 10, as the authors)")
     p.add_argument("--ckpt-minutes", type=float, default=3.0,
                    help="minutes between checkpoints, besides one at every evaluation")
-    p.add_argument("--out", default=os.path.join(HERE, "temp", "M1"),
-                   help="run folder: checkpoints, TensorBoard logs, log file, frames; figures go beside it")
-    p.add_argument("--weights", default=WEIGHTS,
-                   help="best-on-validation weights file (written when training, read otherwise)")
+    p.add_argument("--out", help="run folder (default temp/M1): checkpoints, TensorBoard logs, log file, "
+                                 "frames; figures go beside it")
+    p.add_argument("--weights",
+                   help="best-on-validation weights file, written when training, read otherwise (default "
+                        "weights/M1/m1.npz; m1.npz in --out when --out is given, so that a trial run "
+                        "never replaces the shipped weights)")
     p.add_argument("--data", default=mnist.DEFAULT_PATH, help="MNIST .npz file")
     p.add_argument("--subset", type=int, default=0,
                    help="use only the first N images of each split (quick checks; 0 = all)")
@@ -62,6 +64,8 @@ def parse_args(argv=None):
             p.error(f"--{name.replace('_', '-')} must be at least 1")
     if min(args.hidden) < 1 or args.lr <= 0 or args.subset < 0 or not 0 <= args.lr_decay_epochs <= args.epochs:
         p.error("--hidden and --lr must be positive, --subset non-negative, --lr-decay-epochs in [0, --epochs]")
+    args.weights = args.weights or (os.path.join(args.out, "m1.npz") if args.out else WEIGHTS)
+    args.out = args.out or os.path.join(HERE, "temp", "M1")
     return args
 
 

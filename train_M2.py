@@ -56,7 +56,9 @@ def parse_args(argv=None):
                    help="minibatches per epoch (default: 100 for N=100, else 200, as the authors)")
     p.add_argument("--m1-weights", default=m1.DEFAULT_WEIGHTS, help="M1 weights file (m1m2 only)")
     p.add_argument("--weights",
-                   help="best-on-validation weights file (default weights/M2/<model>_labels<N>_seed<seed>.npz)")
+                   help="best-on-validation weights file (default weights/M2/<model>_labels<N>_seed<seed>.npz; "
+                        "that name in --out when --out is given, so that a trial run never replaces "
+                        "shipped weights)")
     p.add_argument("--out", help="run folder (default temp/M2/<model>_labels<N>_seed<seed>)")
     p.add_argument("--eval-every", type=int, default=10, help="epochs between evaluations (default 10)")
     p.add_argument("--ckpt-minutes", type=float, default=3.0,
@@ -86,7 +88,7 @@ def parse_args(argv=None):
         args.batches = 100 if args.n_labels == 100 else 200
     args.batches = min(args.batches, args.n_labels)
     name = f"{args.model}_labels{label_tag}_seed{args.seed}"
-    args.weights = args.weights or os.path.join(HERE, "weights", "M2", name + ".npz")
+    args.weights = args.weights or os.path.join(args.out or os.path.join(HERE, "weights", "M2"), name + ".npz")
     args.out = args.out or os.path.join(HERE, "temp", "M2", name)
     return args
 

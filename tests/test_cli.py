@@ -153,6 +153,14 @@ def test_atomic_write_keeps_the_old_file_when_writing_fails(tmp_path):
     assert path.read_bytes() == b"" and os.stat(path).st_mode & 0o777 == 0o644
 
 
+@pytest.mark.parametrize("script, shipped", [(train_M1, "weights/M1/m1.npz"),
+                                               (train_M2, "weights/M2/m1m2_labels100_seed0.npz")])
+def test_a_run_given_its_own_folder_writes_its_weights_there(script, shipped, tmp_path):
+    assert script.parse_args(["-train"]).weights == os.path.join(ROOT, shipped)
+    weights = script.parse_args(["-train", "--out", str(tmp_path)]).weights
+    assert os.path.dirname(weights) == str(tmp_path)
+
+
 def run_script(*args):
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
     return subprocess.run([sys.executable, *args], cwd=ROOT, capture_output=True, text=True, env=env,
