@@ -8,6 +8,7 @@ noisy machine. FLOPs are those of the dense layers, from their shapes: 2 per mul
 stand in for MNIST: timing does not depend on the pixel values.
 """
 import argparse
+import os
 import time
 
 from common import quiet_tensorflow
@@ -17,10 +18,9 @@ import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 import keras  # noqa: E402
 
-import train_M1  # noqa: E402
-import train_M2  # noqa: E402
-from models.m1 import M1  # noqa: E402
-from models.m2 import M2  # noqa: E402
+import training  # noqa: E402
+from data.features import Features  # noqa: E402
+from models import m1, m2  # noqa: E402
 
 
 def best_time(fn, repeats):
@@ -45,58 +45,93 @@ def chain_macs(sizes):
 
 
 def m1_epoch(batch_size, hidden, z_dim=50, n=50_000, repeats=3):
-    """Seconds and GFLOP of one epoch of train_M1's step function."""
-    model = M1(hidden=hidden, z_dim=z_dim)
+    """Seconds and GFLOP of one epoch of M1's training steps, run as train_M1 runs them."""
+    model = m1.M1(hidden=hidden, z_dim=z_dim)
     optimizer = keras.optimizers.Adam(3e-4)
     optimizer.build(model.trainable_variables)
     x = tf.constant(np.random.default_rng(0).random((n, 784), dtype=np.float32))
-    steps = train_M1.make_train_steps(model, optimizer, x, tf.random.Generator.from_seed(0))
-    batches = tf.constant(np.arange(n // batch_size * batch_size, dtype=np.int32).reshape(-1, batch_size))
-    seconds = best_time(lambda: steps(batches).numpy(), repeats)
+    step = m1.make_train_step(model, optimizer, x, training.make_rng(0, alg="philox"), n)
+    steps = training.compile_steps(step, model.trainable_variables)
+    batches = np.arange(n // batch_size * batch_size, dtype=np.int32).reshape(-1, batch_size)
+    chunks = [tf.constant(batches[s: s + 50]) for s in range(0, len(batches), 50)]
+
+    def epoch():
+        for chunk in chunks:
+            out = steps(chunk)
+        out[1].numpy()
+    seconds = best_time(epoch, repeats)
     macs = chain_macs([784, *hidden, 2 * z_dim]) + chain_macs([z_dim, *hidden, 784])
     return seconds, 6 * macs * n / 1e9
 
 
-def m2_epoch(n_features, hidden, n_lab=1, n_unl=499, steps=100, z_dim=50, k=10, repeats=3):
-    """Seconds and GFLOP of one epoch of train_M2's step on M1 features (1 + 499, 100 steps)."""
+def m2_epoch(features, hidden, likelihood, n_lab=1, n_unl=499, steps=100, z_dim=50, k=10, repeats=3):
+    """Seconds and GFLOP of one epoch of M2's training steps (1 + 499 images, 100 steps, 10 a call),
+    on random stand-ins for M1's features (features > 0) or binarised pixels (784, bernoulli)."""
     n = (n_lab + n_unl) * steps
     rng = np.random.default_rng(0)
-    features = train_M2.Features.__new__(train_M2.Features)
-    features.model = "m1m2"
-    features.train_loc = rng.standard_normal((n, n_features)).astype(np.float32)
-    features.train_logvar = np.full((n, n_features), -2.0, np.float32)
-    model = M2(n_features, hidden, z_dim)
+    if likelihood == "gaussian":
+        inputs = Features("m1m2", rng.standard_normal((n, features)).astype(np.float32),
+                          np.full((n, features), -2.0, np.float32))
+    else:
+        inputs = Features("m2", rng.random((n, features), dtype=np.float32), np.zeros((n, 0), np.float32))
+    model = m2.M2(features, hidden, z_dim, likelihood=likelihood)
     optimizer = keras.optimizers.Adam(3e-4)
     optimizer.build(model.trainable_variables)
     y = rng.integers(0, k, n).astype(np.int32)
-    step = train_M2.make_train_step(model, optimizer, features, y, train_M2.make_rng(0), 50.0)
+    step = m2.make_train_step(model, optimizer, inputs, y, training.make_rng(0), 0.1, n_lab * steps)
+    run = training.compile_steps(step, model.trainable_variables)
     order = np.arange(n, dtype=np.int32).reshape(steps, -1)
-    batches = [(tf.constant(b[:n_lab]), tf.constant(b[n_lab:])) for b in order]
+    chunks = [(tf.constant(order[s: s + 10, :n_lab]), tf.constant(order[s: s + 10, n_lab:]))
+              for s in range(0, steps, 10)]
 
     def epoch():
-        for lab, unl in batches:
-            out = step(lab, unl)
-        out.numpy()
+        for lab, unl in chunks:
+            out = run(lab, unl)
+        out[1].numpy()
     seconds = best_time(epoch, repeats)
-    classifier = chain_macs([n_features, *hidden, k])
-    encoder_x = n_features * hidden[0]  # once per example: the class enters as one added row
+    x_params = 2 * features if likelihood == "gaussian" else features
+    classifier = chain_macs([features, *hidden, k])
+    encoder_x = features * hidden[0]  # once per example: the class enters as one added row
     encoder_rest = chain_macs([*hidden, 2 * z_dim])
-    decoder = chain_macs([z_dim, *hidden, 2 * n_features])
+    decoder = chain_macs([z_dim, *hidden, x_params])
     per_labelled = classifier + encoder_x + encoder_rest + decoder
     per_unlabelled = classifier + encoder_x + k * (encoder_rest + decoder)
     macs = steps * (n_lab * per_labelled + n_unl * per_unlabelled)
     return seconds, 6 * macs / 1e9
 
 
+def cpu_description():
+    """The CPU's model name and which of its wide vector and matrix extensions are present."""
+    model, flags = "unknown CPU", set()
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                key, _, value = line.partition(":")
+                if key.strip() == "model name":
+                    model = value.strip()
+                elif key.strip() == "flags":
+                    flags = set(value.split())
+    except OSError:
+        pass
+    wanted = ["avx2", "fma", "avx512f", "avx512_bf16", "amx_bf16", "amx_tile"]
+    return f"{model}, {os.cpu_count()} cores; {' '.join(f for f in wanted if f in flags) or 'no AVX2'}"
+
+
 def main():
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--m1-batch", type=int, default=100, help="M1 minibatch size (default 100)")
-    p.add_argument("--m2-features", type=int, default=20, help="active M1 units fed to M2 (default 20)")
+    p.add_argument("--m2-features", type=int, default=24, help="active M1 units fed to M2 (default 24, "
+                                                                   "the shipped M1's)")
+    p.add_argument("--pixels", action="store_true", help="also time an epoch of M2 on pixels (784-500-50)")
     args = p.parse_args()
+    print(f"{time.strftime('%Y-%m-%d')}, {cpu_description()}")
     peak = matmul_peak()
     print(f"float32 matmul 2048^3: {peak:6.1f} GFLOP/s (practical peak, {tf.config.threading.get_intra_op_parallelism_threads() or 'all'} threads)")
     rows = [("M1 epoch, 784-500-500-50, batch %d" % args.m1_batch, m1_epoch(args.m1_batch, [500, 500])),
-            ("M2 epoch, %d-300-50, 1 + 499 x 100" % args.m2_features, m2_epoch(args.m2_features, [300]))]
+            ("M2 epoch, %d-300-50, 1 + 499 x 100" % args.m2_features,
+             m2_epoch(args.m2_features, [300], "gaussian"))]
+    if args.pixels:
+        rows.append(("M2 on pixels epoch, 784-500-50, 1 + 499 x 100", m2_epoch(784, [500], "bernoulli", repeats=1)))
     for name, (seconds, gflop) in rows:
         print(f"{name}: {seconds:6.2f} s, {gflop:6.1f} GFLOP, {gflop / seconds:6.1f} GFLOP/s, "
               f"{100 * gflop / seconds / peak:5.1f}% of peak")

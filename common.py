@@ -1,12 +1,11 @@
-"""What the three scripts share: the CLI error path, atomic files, weights files, checkpoints, digit grids."""
+"""What the scripts and the library share: the CLI error path, atomic files, weights files, digit grids."""
 import argparse
-import fcntl
 import hashlib
 import json
 import os
+import shutil
 import sys
 import tempfile
-import time
 
 import numpy as np
 
@@ -23,11 +22,15 @@ class ArgumentParser(argparse.ArgumentParser):
 
 
 def run_cli(main):
-    """Calls main(); a UserError becomes one line on stderr and exit code 2."""
+    """Calls main(); a UserError or an OSError (a path that cannot be read or written) becomes one
+    line on stderr and exit code 2."""
     try:
         main()
     except UserError as e:
         sys.stderr.write(f"error: {e}\n")
+        sys.exit(2)
+    except OSError as e:
+        sys.stderr.write(f"error: {e.filename or ''}: {e.strerror or e}\n")
         sys.exit(2)
     except KeyboardInterrupt:
         sys.stderr.write("interrupted: the last checkpoint and the best weights are intact\n")
@@ -68,6 +71,20 @@ def atomic_write(path, write):
     finally:
         if os.path.exists(tmp):
             os.remove(tmp)
+
+
+def check_writable(folder):
+    """Creates folder if needed and proves a file can be written there; UserError otherwise."""
+    try:
+        os.makedirs(folder, exist_ok=True)
+        with tempfile.TemporaryFile(dir=folder):
+            pass
+    except OSError as e:
+        raise UserError(f"{folder}: cannot write here ({e.strerror or e})")
+
+
+def copy_atomic(source, path):
+    atomic_write(path, lambda tmp: shutil.copyfile(source, tmp))
 
 
 def write_json(path, obj):
@@ -131,96 +148,6 @@ def weights_sha256(weights):
     return h.hexdigest()
 
 
-class RunLog:
-    """Prints a line and appends it to the run's log file."""
-
-    def __init__(self, path):
-        os.makedirs(os.path.dirname(path), exist_ok=True)
-        self.path = path
-
-    def __call__(self, line):
-        print(line, flush=True)
-        with open(self.path, "a") as f:
-            f.write(line + "\n")
-
-
-def check_finite(values, epoch, keeper):
-    if not np.all(np.isfinite(values)):
-        raise UserError(f"loss became {values} in epoch {epoch}; stopped without saving it, "
-                        f"last good checkpoint kept in {keeper.dir}")
-
-
-class CheckpointKeeper:
-    """A tf.train.CheckpointManager in run_dir/ckpt that refuses to resume a run made with other settings.
-
-    The settings that shape the model are stored beside the checkpoints; a resume with different
-    ones would fail deep inside TensorFlow or, worse, silently train something else.
-    """
-
-    def __init__(self, run_dir, config, interval_s, **trackables):
-        import tensorflow as tf
-
-        self.dir = os.path.join(run_dir, "ckpt")
-        self.interval_s = interval_s
-        self.checkpoint = tf.train.Checkpoint(**trackables)
-        self.manager = tf.train.CheckpointManager(self.checkpoint, self.dir, max_to_keep=2)
-        config_path = os.path.join(self.dir, "config.json")
-        if self.manager.latest_checkpoint and os.path.exists(config_path):
-            saved = read_json(config_path)
-            if saved != config:
-                diff = sorted(k for k in set(saved) | set(config) if saved.get(k) != config.get(k))
-                raise UserError(f"{self.dir} holds a run with other settings ({', '.join(diff)}); "
-                                "pass the same flags to resume, or a new --out to start afresh")
-        os.makedirs(self.dir, exist_ok=True)
-        write_json(config_path, config)
-        self.last_save = time.time()
-
-    def restore(self):
-        """Restores the latest checkpoint; returns its path, or None for a fresh run."""
-        latest = self.manager.latest_checkpoint
-        if latest:
-            try:
-                self.checkpoint.restore(latest).assert_existing_objects_matched()
-            except Exception as e:
-                raise UserError(f"{latest}: cannot resume from this checkpoint ({type(e).__name__}); "
-                                "pass a new --out to start afresh")
-        return latest
-
-    def save(self, force=False):
-        if force or time.time() - self.last_save >= self.interval_s:
-            self.manager.save()
-            self.last_save = time.time()
-
-
-class RunState:
-    """A training run's folder: counters, checkpoints (with the given trackables) and log.
-
-    `epoch`, `best_valid` and `seconds` (training time) are checkpointed beside the model, optimizer
-    and random-number generator, so a resumed run continues exactly where the last checkpoint was.
-    """
-
-    def __init__(self, run_dir, config, ckpt_minutes, best_init, **trackables):
-        import tensorflow as tf
-
-        # Two runs in one folder would overwrite each other's checkpoints; the lock ends with the process.
-        os.makedirs(run_dir, exist_ok=True)
-        self._lock = open(os.path.join(run_dir, "lock"), "w")
-        try:
-            fcntl.flock(self._lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            self._lock.close()
-            raise UserError(f"{run_dir}: another run is training in this folder")
-        self.epoch = tf.Variable(0, dtype=tf.int64)
-        self.best_valid = tf.Variable(best_init, dtype=tf.float64)
-        self.seconds = tf.Variable(0.0, dtype=tf.float64)
-        self.keeper = CheckpointKeeper(run_dir, config, ckpt_minutes * 60, epoch=self.epoch,
-                                       best_valid=self.best_valid, seconds=self.seconds, **trackables)
-        self.log = RunLog(os.path.join(run_dir, "train.log"))
-        resumed = self.keeper.restore()
-        self.log(f"{'resumed ' + resumed + ' at epoch ' + str(int(self.epoch)) if resumed else 'new run'}: "
-                 f"{' '.join(sys.argv)}")
-
-
 def digit_grid(images, rows, cols, pad=2):
     """Tiles images [rows * cols, 784] in [0, 1] into one uint8 picture with white gaps."""
     images = np.asarray(images).reshape(rows, cols, 28, 28)
@@ -250,8 +177,49 @@ def save_png(path, picture, title=None):
     plt.close(fig)
 
 
-def frames_to_gif(frame_paths, gif_path, duration=0.4):
+def write_gif(path, pictures, titles, seconds_per_frame=0.4):
+    """An animated GIF of grey uint8 pictures, each under its title (the last frame held longer)."""
     import imageio.v2 as imageio
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
 
-    frames = [imageio.imread(p) for p in frame_paths]
-    atomic_write(gif_path, lambda tmp: imageio.mimsave(tmp, frames, format="GIF", duration=duration))
+    frames = []
+    for picture, title in zip(pictures, titles):
+        h, w = picture.shape
+        fig = plt.figure(figsize=(w / 100, h / 100 + 0.3), dpi=100)
+        fig.add_axes([0, 0, 1, h / (h + 30)]).imshow(picture, cmap="gray", vmin=0, vmax=255,
+                                                    interpolation="nearest")
+        fig.axes[0].axis("off")
+        fig.suptitle(title, fontsize=10, y=0.995, va="top")
+        fig.canvas.draw()
+        frames.append(np.asarray(fig.canvas.buffer_rgba())[..., :3].copy())
+        plt.close(fig)
+    frames += [frames[-1]] * 3
+    atomic_write(path, lambda tmp: imageio.mimsave(tmp, frames, format="GIF",
+                                                   duration=1000 * seconds_per_frame, loop=0))
+
+
+def add_frame(path, epoch, picture):
+    """Adds (epoch, uint8 picture) to the frames file at path, dropping frames of later epochs (left
+    by a run killed before its checkpoint, which the resumed run makes again)."""
+    epochs, pictures = read_frames(path) if os.path.exists(path) else (np.zeros(0, np.int64), None)
+    keep = epochs < epoch
+    epochs = np.append(epochs[keep], epoch)
+    pictures = picture[None] if pictures is None else np.concatenate([pictures[keep], picture[None]])
+
+    def write(tmp):
+        with open(tmp, "wb") as f:
+            np.savez_compressed(f, epochs=epochs, pictures=pictures)
+    atomic_write(path, write)
+
+
+def read_frames(path):
+    """(epochs [n], pictures [n, h, w] uint8) from a frames file written by add_frame."""
+    try:
+        with np.load(path, allow_pickle=False) as f:
+            return f["epochs"], f["pictures"]
+    except FileNotFoundError:
+        raise UserError(f"{path}: missing")
+    except Exception as e:
+        raise UserError(f"{path}: corrupt or not a frames file ({type(e).__name__})")

@@ -9,7 +9,7 @@ z ~ p(z) shared down each column.
 """
 import os
 
-from common import ArgumentParser, UserError, digit_grid, quiet_tensorflow, run_cli, save_png
+from common import ArgumentParser, UserError, check_writable, digit_grid, quiet_tensorflow, run_cli, save_png
 
 quiet_tensorflow()
 import numpy as np  # noqa: E402
@@ -17,67 +17,41 @@ import tensorflow as tf  # noqa: E402
 
 from data import mnist  # noqa: E402
 from models import m1  # noqa: E402
-from models.m2 import every_class, load as load_m2  # noqa: E402
+from models.m2 import PixelDecoder, every_class, load as load_m2  # noqa: E402
+from training import positive_int, seed_value  # noqa: E402
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 
 
 def parse_args(argv=None):
     p = ArgumentParser(description="Analogy grid and class-conditional samples of a trained M2.")
-    p.add_argument("--model", choices=["m2", "m1m2"], default="m2",
+    p.add_argument("--model", dest="model_name", choices=["m2", "m1m2"], default="m2",
                    help="m2: M2 on pixels (default, as the paper's figure); m1m2: M2 on M1's features")
-    p.add_argument("--weights", help="M2 weights (default weights/M2/m2_labelsall_seed0.npz, "
-                                     "or m1m2_labels100_seed0.npz for --model m1m2)")
+    p.add_argument("--weights", help="M2 weights (default weights/M2/m2_labelsall_seed0_authors.npz, "
+                                     "or m1m2_labels100_seed0_authors.npz for --model m1m2)")
     p.add_argument("--m1-weights", default=m1.DEFAULT_WEIGHTS, help="M1 weights (m1m2 only)")
-    p.add_argument("--seed", type=int, default=0, help="chooses the test images and the random z")
-    p.add_argument("--rows", type=int, default=10, help="analogy rows, one test image each (default 10)")
-    p.add_argument("--samples", type=int, default=10, help="random z per class row (default 10)")
+    p.add_argument("--seed", type=seed_value, default=0, help="chooses the test images and the random z")
+    p.add_argument("--rows", type=positive_int, default=10, help="analogy rows, one test image each (default 10)")
+    p.add_argument("--samples", type=positive_int, default=10, help="random z per class row (default 10)")
     p.add_argument("--out", default=os.path.join(HERE, "temp", "analogy.png"),
                    help="analogy figure; the conditional samples go beside it as conditional.png")
     p.add_argument("--data", default=mnist.DEFAULT_PATH, help="MNIST .npz file")
     args = p.parse_args(argv)
-    if args.rows < 1 or args.samples < 1:
-        p.error("--rows and --samples must be at least 1")
     args.weights = args.weights or os.path.join(
-        HERE, "weights", "M2", "m2_labelsall_seed0.npz" if args.model == "m2" else "m1m2_labels100_seed0.npz")
+        HERE, "weights", "M2", "m2_labelsall_seed0_authors.npz" if args.model_name == "m2" else "m1m2_labels100_seed0_authors.npz")
     return args
 
 
-class PixelDecoder:
-    """Maps M2's (z, y) to pixel probabilities: directly (m2) or through M1's decoder (m1m2)."""
-
-    def __init__(self, model, m2, m1_model=None, kept=None):
-        self.model, self.m2, self.m1, self.kept = model, m2, m1_model, kept
-
-    def features(self, x):
-        """What M2 reads of grey images: pixels, or the kept units of M1's posterior mean."""
-        if self.model == "m2":
-            return x
-        return tf.gather(self.m1.encode(x)[0], self.kept, axis=1)
-
-    def pixels(self, z, y):
-        """Pixel probabilities [..., batch, 784] for z [..., batch, z_dim] and one-hot y."""
-        params = self.m2.decode(z, y)
-        if self.model == "m2":
-            return tf.sigmoid(params)
-        z1_kept = tf.split(params, 2, axis=-1)[0]
-        # Pruned M1 units carry no information about x: they get their prior mean, 0.
-        place = tf.one_hot(self.kept, self.m1.z_dim)  # [kept, z_dim]
-        z1 = tf.reshape(tf.tensordot(z1_kept, place, 1), [-1, self.m1.z_dim])  # M1 takes [batch, z_dim]
-        shape = tf.concat([tf.shape(z1_kept)[:-1], [self.m1.x_dim]], 0)
-        return tf.reshape(tf.sigmoid(self.m1.decode(z1)), shape)
-
-
 def load(args):
-    hint = ("run `python train_M2.py -train --model m2 --labels all` to train it" if args.model == "m2"
+    hint = ("run `python train_M2.py -train --model m2 --labels all` to train it" if args.model_name == "m2"
             else "run `python train_M2.py -train` to train it")
     m2, extra = load_m2(args.weights, hint)
-    if (m2.likelihood == "bernoulli") != (args.model == "m2"):
+    if (m2.likelihood == "bernoulli") != (args.model_name == "m2"):
         raise UserError(f"{args.weights}: an M2 for the other --model")
-    if args.model == "m2":
-        return PixelDecoder("m2", m2)
+    if args.model_name == "m2":
+        return PixelDecoder(m2)
     m1_model = m1.load(args.m1_weights, str(extra.get("m1_sha256", "")))
-    return PixelDecoder("m1m2", m2, m1_model, np.asarray(extra["kept_units"]))
+    return PixelDecoder(m2, m1_model, np.asarray(extra["kept_units"]))
 
 
 def choose_rows(y, n_rows, seed):
@@ -103,11 +77,12 @@ def conditional_grid(decoder, n_samples, seed):
 
 def main(argv=None):
     args = parse_args(argv)
+    check_writable(os.path.dirname(os.path.abspath(args.out)))
     decoder = load(args)
     x_test, y_test = mnist.load_splits(args.data)["test"]
     rows = choose_rows(y_test, args.rows, args.seed)
     grid = analogy_grid(decoder, x_test[rows], y_test[rows])
-    name = "M2 on pixels" if args.model == "m2" else "M1+M2"
+    name = "M2 on pixels" if decoder.m1 is None else "M1+M2"
     save_png(args.out, digit_grid(grid.reshape(-1, 784), args.rows, 11),
              f"{name}: test image, then its style with classes 0-9")
     conditional = os.path.join(os.path.dirname(os.path.abspath(args.out)), "conditional.png")

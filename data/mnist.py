@@ -14,7 +14,7 @@ DEFAULT_PATH = os.path.join(os.path.dirname(os.path.abspath(__file__)), "mnist.n
 N_TRAIN = 50_000
 N_CLASSES = 10
 
-# SHA-256 of each array's raw bytes, from ../shared/data/README.md.
+# SHA-256 of each array's raw bytes, as published in data/README.md.
 SHA256 = {
     "x_train": "741c988805d008ac6e4c904b69001ba184c24b2c540a4ef403f4c71b676cf757",
     "y_train": "1feba77c54802fa5339a11837ea4b2866434b83314ec45192930f1df69120c13",

@@ -16,10 +16,12 @@ References:
 import os
 
 import keras
+import numpy as np
 import tensorflow as tf
 import tensorflow_probability as tfp
 
 from common import UserError, assign_weights, read_weights, weights_sha256
+from data.mnist import binarize
 
 tfd = tfp.distributions
 DEFAULT_WEIGHTS = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
@@ -97,21 +99,22 @@ def bernoulli_log_prob(x, logits):
     return tf.reduce_sum(tfd.Bernoulli(logits=logits, dtype=x.dtype).log_prob(x), axis=-1)
 
 
-def elbo_terms(model, x, eps):
-    """One-sample estimate of the bound's terms for binary images.
+def elbo(model, x, eps):
+    """One-sample estimate of L(x) = E_q(z|x)[log p(x|z)] - KL(q(z|x) || p(z)), for training and
+    evaluation alike.
 
     Args:
       model: an M1.
       x: binary images [batch, x_dim].
       eps: standard normal noise [batch, z_dim] for the reparameterised sample.
     Returns:
-      log_px_z [batch] (reconstruction) and kl_z [batch]; the bound is log_px_z - kl_z.
+      the bound [batch], and its terms log_px_z [batch] (reconstruction) and kl_z [batch].
     """
     mean, logvar = model.encode(x)
     z = model.reparameterize(mean, logvar, eps)
     log_px_z = bernoulli_log_prob(x, model.decode(z))
     kl_z = gaussian_kl_standard(mean, logvar)
-    return log_px_z, kl_z
+    return log_px_z - kl_z, log_px_z, kl_z
 
 
 def weight_prior(model):
@@ -124,15 +127,67 @@ def loss_fn(model, x, eps, n_train):
 
     The authors add the weight prior with weight batch/N_train to a minibatch's summed bound; dividing
     both by the batch size gives this per-image form.
+    Returns: the loss and the minibatch's mean terms {"loss", "bound", "reconstruction", "kl"}.
     """
-    log_px_z, kl_z = elbo_terms(model, x, eps)
-    loss = -tf.reduce_mean(log_px_z - kl_z) - weight_prior(model) / n_train
-    return loss, log_px_z, kl_z
+    bound, log_px_z, kl_z = elbo(model, x, eps)
+    loss = -tf.reduce_mean(bound) - weight_prior(model) / n_train
+    return loss, {"loss": loss, "bound": tf.reduce_mean(bound),
+                  "reconstruction": tf.reduce_mean(log_px_z), "kl": tf.reduce_mean(kl_z)}
+
+
+def make_train_step(model, optimizer, x_train, rng, n_train):
+    """step(indices [batch]) -> mean terms: one Adam step on training images x_train (grey values,
+    a tensor), each binarised afresh, with fresh noise."""
+    def step(indices):
+        grey = tf.gather(x_train, indices)
+        x = tf.cast(rng.uniform(tf.shape(grey)) < grey, tf.float32)
+        eps = rng.normal([tf.shape(grey)[0], model.z_dim])
+        with tf.GradientTape() as tape:
+            loss, terms = loss_fn(model, x, eps, n_train)
+        optimizer.apply(tape.gradient(loss, model.trainable_variables), model.trainable_variables)
+        return terms
+    return step
 
 
 def active_units(means, threshold=0.1):
     """Latent units whose posterior mean varies across images: boolean [z_dim]."""
     return tf.math.reduce_std(means, axis=0) > threshold
+
+
+class Evaluator:
+    """The bound on the validation and test images, each binarised once with one noise draw per
+    image (the same for every run and seed, so bounds compare across runs), and the active units.
+    """
+
+    def __init__(self, model, splits, eval_seed):
+        self.model = model
+        self.sets = {}
+        for name in ("valid", "test"):
+            rng = np.random.default_rng(eval_seed)
+            grey = splits[name][0]
+            x_bin = binarize(grey, rng)
+            eps = rng.standard_normal((len(x_bin), model.z_dim), np.float32)
+            self.sets[name] = (tf.constant(x_bin), tf.constant(eps), tf.constant(grey))
+
+    @tf.function(jit_compile=True)
+    def _bound(self, x_bin, eps):
+        bound, log_px_z, kl_z = elbo(self.model, x_bin, eps)
+        return tf.reduce_mean(bound), tf.reduce_mean(log_px_z), tf.reduce_mean(kl_z)
+
+    def bound(self, name):
+        """Mean bound, reconstruction and KL (nats per image) over the split 'valid' or 'test'."""
+        x_bin, eps, _ = self.sets[name]
+        return [float(t) for t in self._bound(x_bin, eps)]
+
+    def active(self, name="valid"):
+        mean, _ = self.model.encode(self.sets[name][2])
+        return int(tf.reduce_sum(tf.cast(active_units(mean), tf.int32)))
+
+    def reconstructions(self, n_rows=8, n_pairs=8):
+        """[n_rows * 2 n_pairs, 784] in [0, 1]: test images, each followed by its decoded posterior mean."""
+        x = self.sets["test"][2][: n_rows * n_pairs]
+        x_rec = tf.sigmoid(self.model(x)).numpy()
+        return np.stack([x.numpy(), x_rec], axis=1).reshape(-1, 784)
 
 
 def load(path=DEFAULT_WEIGHTS, expect_sha256=None):

@@ -24,6 +24,7 @@ References:
 import math
 
 import keras
+import numpy as np
 import tensorflow as tf
 import tensorflow_probability as tfp
 
@@ -176,8 +177,18 @@ def unlabelled_bound(model, x, eps):
             tf.reduce_sum(qy_t * log_px, axis=0), tf.reduce_sum(qy_t * kl_z, axis=0))
 
 
-def loss_fn(model, x_lab, y_lab, eps_lab, x_unl, eps_unl, beta, n_total):
-    """Minimised per step: -(J on the minibatch) / batch - log p(theta) / N_total.
+def label_weight(alpha, n_total, n_labelled):
+    """beta = alpha * N_total / N_labelled: the weight of log q(y|x) on a labelled example, so that
+    the classification term weighs alpha times the bound over the whole set (the paper's
+    "alpha = 0.1 N")."""
+    return alpha * n_total / n_labelled
+
+
+def loss_fn(model, x_lab, y_lab, eps_lab, x_unl, eps_unl, alpha, n_labelled, n_total):
+    """Minimised per step: -(J^alpha on the minibatch) / batch - log p(theta) / N_total, where
+
+        J^alpha = sum_labelled [L(x, y) + beta log q(y|x)] + sum_unlabelled U(x),
+        beta = label_weight(alpha, N_total, N_labelled).
 
     The authors divide J by N_total and add the weight prior once per epoch; scaled to one
     example of the minibatch, that is this loss.
@@ -185,11 +196,11 @@ def loss_fn(model, x_lab, y_lab, eps_lab, x_unl, eps_unl, beta, n_total):
     Args:
       x_lab [n_lab, x_dim], y_lab int [n_lab], eps_lab [n_lab, z_dim]: the labelled examples.
       x_unl [n_unl, x_dim], eps_unl [K, n_unl, z_dim]: the unlabelled ones.
-      beta: weight of log q(y|x) on labelled examples.
-      n_total: training-set size, for the weight prior.
+      alpha: the classification weight; n_labelled, n_total: labelled and all training examples.
     Returns:
-      loss, and a dict of per-minibatch means of the terms for logging.
+      loss, and a dict of per-minibatch means of the terms for logging (the loss among them).
     """
+    beta = label_weight(alpha, n_total, n_labelled)
     y_onehot = tf.one_hot(y_lab, model.n_classes)
     bound_lab, _, _ = labelled_bound(model, x_lab, y_onehot, eps_lab)
     log_qy = -tf.nn.sparse_softmax_cross_entropy_with_logits(y_lab, model.classify(x_lab))
@@ -197,10 +208,47 @@ def loss_fn(model, x_lab, y_lab, eps_lab, x_unl, eps_unl, beta, n_total):
     n = tf.cast(tf.shape(x_lab)[0] + tf.shape(x_unl)[0], tf.float32)
     objective = tf.reduce_sum(bound_lab) + beta * tf.reduce_sum(log_qy) + tf.reduce_sum(bound_unl)
     loss = -objective / n - weight_prior(model) / n_total
-    terms = {"labelled_bound": _mean(bound_lab), "log_qy": _mean(log_qy),
+    terms = {"loss": loss, "labelled_bound": _mean(bound_lab), "log_qy": _mean(log_qy),
              "unlabelled_bound": _mean(bound_unl), "reconstruction": _mean(log_px_unl),
              "kl": _mean(kl_unl)}
     return loss, terms
+
+
+def make_train_step(model, optimizer, inputs, labels, rng, alpha, n_labelled):
+    """step(labelled indices, unlabelled indices) -> mean terms: one Adam step on J^alpha.
+
+    inputs: a data.features.Features with training examples (drawn afresh at every step);
+    labels: int [N_total], the training labels (read only at labelled indices).
+    """
+    loc, logvar = tf.constant(inputs.train_loc), tf.constant(inputs.train_logvar)
+    labels = tf.constant(labels)
+    n_total = len(inputs.train_loc)
+
+    def step(lab, unl):
+        x_lab = inputs.sample(tf.gather(loc, lab), tf.gather(logvar, lab), rng)
+        x_unl = inputs.sample(tf.gather(loc, unl), tf.gather(logvar, unl), rng)
+        eps_lab = rng.normal([tf.shape(lab)[0], model.z_dim])
+        eps_unl = rng.normal([model.n_classes, tf.shape(unl)[0], model.z_dim])
+        with tf.GradientTape() as tape:
+            loss, terms = loss_fn(model, x_lab, tf.gather(labels, lab), eps_lab, x_unl, eps_unl,
+                                  alpha, n_labelled, n_total)
+        optimizer.apply(tape.gradient(loss, model.trainable_variables), model.trainable_variables)
+        return terms
+    return step
+
+
+def error_rate(model, x, y):
+    """Fraction of images whose argmax q(y|x) is not their label."""
+    logits = np.concatenate([model.classify(x[i: i + 5000]).numpy() for i in range(0, len(x), 5000)])
+    return float(np.mean(np.argmax(logits, axis=1) != y))
+
+
+def validation_bound(model, x, y, eval_seed):
+    """Mean L(x, y) in nats per image on fixed noise (seeded by eval_seed): how well M2 models x."""
+    eps = np.random.default_rng(eval_seed).standard_normal((len(x), model.z_dim), np.float32)
+    bound = [labelled_bound(model, x[i: i + 5000], tf.one_hot(y[i: i + 5000], model.n_classes),
+                            eps[i: i + 5000])[0].numpy() for i in range(0, len(x), 5000)]
+    return float(np.mean(np.concatenate(bound)))
 
 
 def _mean(t):
@@ -218,3 +266,29 @@ def load(path, missing_hint):
         raise UserError(f"{path}: not M2 weights ({e})")
     assign_weights(model, weights, path)
     return model, extra
+
+
+class PixelDecoder:
+    """Maps an M2's (z, y) to pixel probabilities: directly for an M2 on pixels, or through M1's
+    decoder for the stacked M1+M2 (m1_model and the kept units given)."""
+
+    def __init__(self, m2, m1_model=None, kept=None):
+        self.m2, self.m1, self.kept = m2, m1_model, kept
+
+    def features(self, x):
+        """What M2 reads of grey images: pixels, or the kept units of M1's posterior mean."""
+        if self.m1 is None:
+            return x
+        return tf.gather(self.m1.encode(x)[0], self.kept, axis=1)
+
+    def pixels(self, z, y):
+        """Pixel probabilities [..., batch, 784] for z [..., batch, z_dim] and one-hot y."""
+        params = self.m2.decode(z, y)
+        if self.m1 is None:
+            return tf.sigmoid(params)
+        z1_kept = tf.split(params, 2, axis=-1)[0]
+        # Pruned M1 units carry no information about x: they get their prior mean, 0.
+        place = tf.one_hot(self.kept, self.m1.z_dim)  # [kept, z_dim]
+        z1 = tf.reshape(tf.tensordot(z1_kept, place, 1), [-1, self.m1.z_dim])  # M1 takes [batch, z_dim]
+        shape = tf.concat([tf.shape(z1_kept)[:-1], [self.m1.x_dim]], 0)
+        return tf.reshape(tf.sigmoid(self.m1.decode(z1)), shape)

@@ -4,9 +4,11 @@ import pytest
 import tensorflow as tf
 
 import run_analogy
-import train_M2
+import training
 from common import UserError, save_weights
 from data import mnist
+from data.features import load_features, minibatches
+from models import m2
 from models.m2 import M2
 
 
@@ -16,16 +18,15 @@ def pixel_m2(tmp_path_factory):
     keras.utils.set_random_seed(0)
     x, y = mnist.load_splits()["train"]
     x, y = x[:3000], y[:3000]
-    features = train_M2.Features("m2", {"train": (x, y), "valid": (x, y), "test": (x, y)}, None)
+    features = load_features("m2", {"train": (x, y), "valid": (x, y), "test": (x, y)})
     model = M2(784, (128,), 8, likelihood="bernoulli", init="code")
     optimizer = keras.optimizers.Adam(2e-3)
     optimizer.build(model.trainable_variables)
-    step = train_M2.make_train_step(model, optimizer, features, y, train_M2.make_rng(0), 0.1)
-    batches = train_M2.minibatches(np.arange(3000), np.arange(0), 30, seed=0)
-    none = tf.constant(np.zeros(0, np.int32))
+    step = m2.make_train_step(model, optimizer, features, y, training.make_rng(0), 0.1, 3000)
+    steps = training.compile_steps(step, model.trainable_variables)
+    lab, unl = minibatches(np.arange(3000), np.arange(0), 30, seed=0)
     for _ in range(10):
-        for lab, _ in batches:
-            step(tf.constant(lab), none)
+        steps(tf.constant(lab), tf.constant(unl))
     path = tmp_path_factory.mktemp("pixel") / "m2.npz"
     save_weights(str(path), model, model.get_config(), {"m1_sha256": ""})
     return path

@@ -1,7 +1,9 @@
-"""The scripts' real main() on a few hundred images, resume, the NaN stop, and the CLI error paths."""
+"""The scripts' real main() on a few hundred images: training, resume, evaluation, and the CLI error paths."""
 import os
 import subprocess
 import sys
+
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -9,9 +11,11 @@ import tensorflow as tf
 
 import train_M1
 import train_M2
-from common import RunState, UserError, atomic_write, read_json, save_weights
+from common import UserError, atomic_write, read_frames, read_json, save_weights
 from conftest import ROOT
+from models import m1
 from models.m1 import M1
+from training import RunFolder
 
 
 @pytest.fixture(scope="module")
@@ -33,8 +37,9 @@ def test_m1_trains_resumes_and_writes_everything(m1_run):
     epochs = [line for line in log if line.startswith("epoch")]
     assert [line.split("|")[0].split()[1] for line in epochs] == ["1", "2"]
     assert (out.parent / "m1.npz").exists() and (out.parent / "m1.json").exists()
-    assert (out.parent / "M1_model.gif").exists()
-    assert len(list((out / "frames").glob("*.png"))) == 2
+    assert (out.parent / "M1_training.gif").exists()
+    epochs, pictures = read_frames(str(out / "frames.npz"))
+    assert epochs.tolist() == [1, 2] and pictures.dtype == np.uint8 and pictures.shape[0] == 2
     assert tf.train.latest_checkpoint(str(out / "ckpt")).endswith("ckpt-2")
 
 
@@ -60,16 +65,17 @@ def test_m1_evaluation_prints_bound_and_active_units(m1_run, capsys):
     assert (out.parent / "M1_reconstructions.png").exists()
 
 
-def test_m1_stops_on_nan_and_keeps_the_last_good_checkpoint(m1_run, monkeypatch):
+def test_m1_stops_on_a_non_finite_loss_naming_the_last_good_checkpoint(m1_run, monkeypatch):
     out, flags = m1_run
     before = tf.train.latest_checkpoint(str(out / "ckpt"))
     weights = (out.parent / "m1.npz").read_bytes()
 
     def nan_loss(model, x, eps, n_train):
-        zero = tf.add_n([tf.reduce_sum(v) for v in model.trainable_variables]) * 0.0
-        return zero + np.nan, tf.zeros([tf.shape(x)[0]]), tf.zeros([tf.shape(x)[0]])
-    monkeypatch.setattr(train_M1, "loss_fn", nan_loss)
-    with pytest.raises(UserError, match="loss became .*nan.* last good checkpoint kept"):
+        loss = tf.add_n([tf.reduce_sum(v) for v in model.trainable_variables]) * np.nan
+        return loss, {"loss": loss}
+    monkeypatch.setattr(m1, "loss_fn", nan_loss)
+    with pytest.raises(UserError, match=f"epoch 3: the weights or the loss became non-finite .*"
+                                        f"the last good checkpoint is {before}$"):
         train_M1.main(flags + ["--epochs", "3"])
     assert tf.train.latest_checkpoint(str(out / "ckpt")) == before
     assert (out.parent / "m1.npz").read_bytes() == weights
@@ -126,11 +132,12 @@ def test_fully_labelled_pixel_m2_is_chosen_on_the_validation_bound(tmp_path):
 
 
 def test_a_second_run_in_the_same_folder_is_refused(tmp_path):
-    first = RunState(str(tmp_path), {}, 3.0, np.inf)
-    with pytest.raises(UserError, match="another run is training in this folder"):
-        RunState(str(tmp_path), {}, 3.0, np.inf)
-    first._lock.close()
-    RunState(str(tmp_path), {}, 3.0, np.inf)
+    weights = str(tmp_path / "w.npz")
+    with RunFolder(str(tmp_path), weights):
+        with pytest.raises(UserError, match="another run is training in this folder"):
+            RunFolder(str(tmp_path), weights)
+    with RunFolder(str(tmp_path), weights):
+        pass
 
 
 def test_atomic_write_keeps_the_old_file_when_writing_fails(tmp_path):
@@ -153,12 +160,15 @@ def test_atomic_write_keeps_the_old_file_when_writing_fails(tmp_path):
     assert path.read_bytes() == b"" and os.stat(path).st_mode & 0o777 == 0o644
 
 
-@pytest.mark.parametrize("script, shipped", [(train_M1, "weights/M1/m1.npz"),
-                                               (train_M2, "weights/M2/m1m2_labels100_seed0.npz")])
-def test_a_run_given_its_own_folder_writes_its_weights_there(script, shipped, tmp_path):
-    assert script.parse_args(["-train"]).weights == os.path.join(ROOT, shipped)
-    weights = script.parse_args(["-train", "--out", str(tmp_path)]).weights
-    assert os.path.dirname(weights) == str(tmp_path)
+def test_a_run_given_its_own_folder_writes_its_weights_there(tmp_path):
+    shipped = {p: os.path.getmtime(p) for p in map(str, (Path(ROOT) / "weights").rglob("*"))}
+    train_M1.main(["-train", "--subset", "200", "--hidden", "16", "16", "--batch-size", "50", "--epochs", "1",
+                   "--out", str(tmp_path / "m1")])
+    assert (tmp_path / "m1" / "m1.npz").exists() and (tmp_path / "m1" / "m1.json").exists()
+    train_M2.main(["-train", "--subset", "200", "--labels", "100", "--hidden", "8", "--epochs", "1",
+                   "--out", str(tmp_path / "m2")])
+    assert (tmp_path / "m2" / "m1m2_labels100_seed0.npz").exists()
+    assert {p: os.path.getmtime(p) for p in shipped} == shipped
 
 
 def run_script(*args):
@@ -168,7 +178,16 @@ def run_script(*args):
 
 
 @pytest.mark.parametrize("args, message", [
-    (["train_M1.py", "--epochs", "0"], "--epochs must be at least 1"),
+    (["train_M1.py", "--epochs", "0"], "argument --epochs: must be an integer of at least 1"),
+    (["train_M1.py", "-train", "--lr", "inf"], "argument --lr: must be a finite number above 0"),
+    (["train_M2.py", "-train", "--lr", "nan"], "argument --lr: must be a finite number above 0"),
+    (["train_M2.py", "-train", "--seed", "-1"], "argument --seed: must be an integer in [0, 4294967295]"),
+    (["train_M1.py", "-train", "--seed", "4294967296"], "argument --seed: must be an integer in [0, 4294967295]"),
+    (["run_analogy.py", "--seed", "-1"], "argument --seed: must be an integer in [0, 4294967295]"),
+    (["train_M2.py", "-train", "--out", "/proc/nope"], "/proc/nope: cannot write here"),
+    (["train_M1.py", "-train", "--weights", "/proc/nope/m1.npz", "--out", "/tmp"], "/proc/nope: cannot write here"),
+    (["run_analogy.py", "--out", "/proc/nope/a.png"], "/proc/nope: cannot write here"),
+    (["train_M1.py", "-train", "--epochs", "5", "--lr-decay-epochs", "6"], "--lr-decay-epochs must be at most --epochs"),
     (["train_M1.py", "--bogus"], "unrecognized arguments: --bogus"),
     (["train_M1.py", "--weights", "absent.npz"], "no weights; run `python train_M1.py -train`"),
     (["train_M2.py", "-train", "--labels", "15"], "labels must be a positive multiple of 10"),
@@ -188,3 +207,10 @@ def test_corrupt_data_file_is_one_line_naming_it(tmp_path):
     result = run_script("train_M1.py", "-train", "--data", str(bad), "--out", str(tmp_path / "run"))
     assert result.returncode == 2
     assert result.stderr.strip().count("\n") == 0 and str(bad) in result.stderr
+
+
+def test_pixel_m2_with_unlabelled_images_has_the_papers_one_hidden_layer_by_default(tmp_path):
+    train_M2.main(["-train", "--model", "m2", "--labels", "100", "--subset", "1100", "--z-dim", "4",
+                   "--epochs", "1", "--out", str(tmp_path)])
+    record = read_json(str(tmp_path / "m2_labels100_seed0.json"))
+    assert record["hidden"] == [500] and record["recipe"] == "fast" and record["lr"] == 1e-3

@@ -3,8 +3,10 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-import train_M2
+import training
+from common import UserError
 from data import mnist
+from data.features import Features, minibatches
 from models import m2
 from models.m2 import M2
 
@@ -65,10 +67,12 @@ def test_beta_scales_only_the_classification_term():
     random_weights(model)
     x_lab, y_lab, eps_lab = tf.random.normal([3, 4]), tf.constant([1, 5, 5]), tf.random.normal([3, 2])
     x_unl, eps_unl = tf.random.normal([6, 4]), tf.random.normal([10, 6, 2])
-    loss0, terms0 = m2.loss_fn(model, x_lab, y_lab, eps_lab, x_unl, eps_unl, 0.0, 100)
-    loss7, terms7 = m2.loss_fn(model, x_lab, y_lab, eps_lab, x_unl, eps_unl, 7.0, 100)
+    loss0, terms0 = m2.loss_fn(model, x_lab, y_lab, eps_lab, x_unl, eps_unl, 0.0, 20, 100)
+    loss7, terms7 = m2.loss_fn(model, x_lab, y_lab, eps_lab, x_unl, eps_unl, 7.0, 20, 100)
     log_qy = -tf.nn.sparse_softmax_cross_entropy_with_logits(y_lab, model.classify(x_lab))
-    np.testing.assert_allclose(float(loss7 - loss0), -7.0 * float(tf.reduce_sum(log_qy)) / 9, rtol=1e-4)
+    beta = m2.label_weight(7.0, 100, 20)
+    assert beta == 35.0
+    np.testing.assert_allclose(float(loss7 - loss0), -beta * float(tf.reduce_sum(log_qy)) / 9, rtol=1e-4)
     for k in ("labelled_bound", "unlabelled_bound"):
         assert float(terms0[k]) == float(terms7[k])
 
@@ -76,13 +80,14 @@ def test_beta_scales_only_the_classification_term():
 def test_minibatches_for_100_labels_are_1_plus_499_and_fixed():
     y = mnist.load_splits()["train"][1]
     lab, unl = mnist.labelled_split(y, 100, seed=0)
-    batches = train_M2.minibatches(lab, unl, 100, seed=0)
-    assert len(batches) == 100
-    assert {(len(a), len(b)) for a, b in batches} == {(1, 499)}
-    assert sorted(np.concatenate([a for a, _ in batches])) == sorted(lab)
-    assert sorted(np.concatenate([b for _, b in batches])) == sorted(unl)
-    again = train_M2.minibatches(lab, unl, 100, seed=0)
-    assert all(np.array_equal(a, c) and np.array_equal(b, d) for (a, b), (c, d) in zip(batches, again))
+    batches = minibatches(lab, unl, 100, seed=0)
+    assert batches[0].shape == (100, 1) and batches[1].shape == (100, 499)
+    assert sorted(batches[0].ravel()) == sorted(lab)
+    assert sorted(batches[1].ravel()) == sorted(unl)
+    again = minibatches(lab, unl, 100, seed=0)
+    assert all(np.array_equal(a, b) for a, b in zip(batches, again))
+    with pytest.raises(UserError, match="do not divide into 7 equal minibatches"):
+        minibatches(lab, unl, 7, seed=0)
 
 
 def test_a_few_training_steps_lower_the_loss():
@@ -91,16 +96,53 @@ def test_a_few_training_steps_lower_the_loss():
     n, d = 400, 6
     y = rng.integers(0, 10, n).astype(np.int32)
     centres = rng.normal(0, 3, (10, d)).astype(np.float32)
-    features = train_M2.Features.__new__(train_M2.Features)
-    features.model = "m1m2"
-    features.train_loc = centres[y] + rng.normal(0, 0.3, (n, d)).astype(np.float32)
-    features.train_logvar = np.full((n, d), -3.0, np.float32)
+    features = Features("m1m2", centres[y] + rng.normal(0, 0.3, (n, d)).astype(np.float32),
+                        np.full((n, d), -3.0, np.float32))
     model = M2(d, (32,), 4, init="code")
     optimizer = keras.optimizers.Adam(3e-3)
     optimizer.build(model.trainable_variables)
-    step = train_M2.make_train_step(model, optimizer, features, y, train_M2.make_rng(0), 10.0)
-    batches = train_M2.minibatches(np.arange(40), np.arange(40, n), 10, seed=0)
-    losses = []
-    for _ in range(8):
-        losses.append(np.mean([step(tf.constant(a), tf.constant(b))[0] for a, b in batches]))
+    step = m2.make_train_step(model, optimizer, features, y, training.make_rng(0), 1.0, 40)
+    steps = training.compile_steps(step, model.trainable_variables)
+    lab, unl = minibatches(np.arange(40), np.arange(40, n), 10, seed=0)
+    losses = [float(steps(tf.constant(lab), tf.constant(unl))[0]["loss"]) / 10 for _ in range(8)]
     assert losses[-1] < losses[0] - 1.0
+
+
+def test_pixel_labelled_bound_equals_numpy_by_hand():
+    model = M2(x_dim=6, hidden=(4,), z_dim=3, likelihood="bernoulli")
+    random_weights(model, scale=0.7)
+    w = {v.path: v.numpy().astype(np.float64) for v in model.weights}
+    rng = np.random.default_rng(1)
+    x = (rng.random((5, 6)) < 0.5).astype(np.float32)
+    labels = np.array([0, 3, 3, 9, 1])
+    y = np.eye(10)[labels]
+    eps = rng.standard_normal((5, 3)).astype(np.float32)
+    softplus = lambda a: np.logaddexp(0.0, a)  # noqa: E731
+    h = softplus(x @ w["encoder/h0/kernel_x"] + y @ w["encoder/h0/kernel_y"] + w["encoder/h0/bias"])
+    out = h @ w["encoder/out/kernel"] + w["encoder/out/bias"]
+    mean, logvar = out[:, :3], out[:, 3:]
+    z = mean + np.exp(0.5 * logvar) * eps
+    h = softplus(z @ w["decoder/h0/kernel_x"] + y @ w["decoder/h0/kernel_y"] + w["decoder/h0/bias"])
+    logits = h @ w["decoder/out/kernel"] + w["decoder/out/bias"]
+    log_px = np.sum(x * logits - np.logaddexp(0.0, logits), axis=1)  # log Bernoulli(x | sigmoid(logits))
+    kl = 0.5 * np.sum(mean ** 2 + np.exp(logvar) - 1 - logvar, axis=1)
+    bound, got_px, got_kl = m2.labelled_bound(model, tf.constant(x), tf.constant(y, tf.float32), tf.constant(eps))
+    np.testing.assert_allclose(got_px, log_px, rtol=1e-4)
+    np.testing.assert_allclose(got_kl, kl, rtol=1e-4)
+    np.testing.assert_allclose(bound, log_px - np.log(10) - kl, rtol=1e-4)
+
+
+@pytest.mark.parametrize("hidden, passes", [((500,), True), ((500, 500), False)])
+def test_at_the_papers_init_only_one_hidden_layer_lets_the_image_reach_the_classifier(hidden, passes):
+    """Why M2 alone failed with two layers: with weights N(0, 0.001^2) each softplus layer shrinks the
+    image's variation about 40-fold, so after two the logits barely depend on the image (std across
+    images ~1e-6) and the first layer's gradients sit at Adam's epsilon; the classifier stayed at chance."""
+    keras.utils.set_random_seed(0)
+    x, y = mnist.load_splits(subset=500)["train"]
+    model = M2(784, hidden, 50, likelihood="bernoulli", init="paper")
+    spread = float(tf.reduce_mean(tf.math.reduce_std(model.classify(x), axis=0)))
+    with tf.GradientTape() as tape:
+        loss = tf.reduce_mean(tf.nn.sparse_softmax_cross_entropy_with_logits(y, model.classify(x)))
+    first_kernel = model.classifier.layers[0].kernel
+    per_weight = float(tf.norm(tape.gradient(loss, first_kernel))) / np.sqrt(np.prod(first_kernel.shape))
+    assert (spread > 2e-5 and per_weight > 1e-6) == passes, (spread, per_weight)

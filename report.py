@@ -1,0 +1,127 @@
+"""Draws the README's curves from the training logs shipped beside the weights.
+
+    python report.py        # docs/m1m2_recipes.png, docs/m2_alone.png and the recipes' table
+
+Only logs are read, so the figures can be redrawn on any machine without training anything.
+"""
+import argparse
+import os
+
+import matplotlib
+import numpy as np
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+
+from common import atomic_write, quiet_tensorflow, run_cli  # noqa: E402
+
+quiet_tensorflow()  # training.py, which reads the logs it writes, imports TensorFlow
+from training import read_log  # noqa: E402
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+WEIGHTS = os.path.join(HERE, "weights", "M2")
+# The best public M2-alone run (PyTorch, one hidden layer of 500, 3000 epochs): its logged test
+# accuracy at N=100, by epoch, drawn as a reference beside ours.
+REFERENCE_M2_ALONE = {10: 57.5, 20: 62.1, 100: 60.7, 300: 64.5, 400: 70.2, 500: 74.6, 600: 78.3,
+                      900: 84.6, 1000: 85.5, 1200: 87.7, 1500: 89.4, 2000: 91.4, 3000: 92.85}
+
+
+def save(fig, path):
+    atomic_write(path, lambda tmp: fig.savefig(tmp, format="png", dpi=100, bbox_inches="tight"))
+    plt.close(fig)
+    print(path)
+
+
+def recipes_figure(path):
+    """M1+M2, N=100: test error against epochs and against minutes of one core, both recipes."""
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4), sharey=True)
+    for recipe, suffix, color in (("fast", "", "tab:blue"), ("authors", "_authors", "tab:orange")):
+        for seed in (0, 1, 2):
+            log = os.path.join(WEIGHTS, f"m1m2_labels100_seed{seed}{suffix}.log")
+            if not os.path.exists(log):
+                continue
+            rows = read_log(log)
+            error = [100 * r["test err"] for r in rows]
+            label = f"{recipe} recipe" if seed == 0 else None
+            axes[0].plot([r["epoch"] for r in rows], error, color=color, alpha=0.8, label=label)
+            axes[1].plot([r["minutes"] for r in rows], error, color=color, alpha=0.8, label=label)
+    for ax, xlabel in zip(axes, ("epoch", "minutes of training (one core each)")):
+        ax.axhline(3.33, color="grey", linestyle="--", linewidth=1, label="paper: 3.33%")
+        ax.set_xscale("log")
+        ax.set_yscale("log")
+        ax.set_xlabel(xlabel)
+        ax.grid(True, which="both", alpha=0.3)
+    axes[0].set_ylabel("test error (%)")
+    axes[0].set_yticks([2.5, 3, 4, 5, 7, 10, 20, 50], ["2.5", "3", "4", "5", "7", "10", "20", "50"])
+    axes[0].legend()
+    fig.suptitle("M1+M2, 100 labels, seeds 0-2: the fast recipe (peak 1e-3, annealed) and the authors' (3e-4)")
+    save(fig, path)
+
+
+def recipes_table():
+    """Markdown: per recipe and seed, test error at fixed epochs and minutes, epochs and minutes to the
+    paper's 3.33%, and the weights chosen on validation; then mean and std over the seeds."""
+    budgets_epochs, budgets_minutes = (100, 200, 300), (15, 30, 60)
+    head = ([f"test error at epoch {e}" for e in budgets_epochs] + [f"at {m} min" for m in budgets_minutes]
+            + ["first test error <= 3.33%: epoch (min)", "chosen on validation: epoch, min, test error"])
+    lines = ["| recipe, seed | " + " | ".join(head) + " |", "| --- " * (len(head) + 1) + "|"]
+    for recipe, suffix in (("fast", ""), ("authors", "_authors")):
+        chosen = []
+        for seed in (0, 1, 2):
+            log = os.path.join(WEIGHTS, f"m1m2_labels100_seed{seed}{suffix}.log")
+            if not os.path.exists(log):
+                continue
+            rows = read_log(log)
+
+            def at(key, value):
+                before = [r for r in rows if r[key] <= value]
+                return f"{100 * before[-1]['test err']:.2f}%" if before and rows[-1][key] >= value else ""
+            reached = [r for r in rows if r["test err"] <= 0.0333]
+            best = min(rows, key=lambda r: (r["valid err"], r["epoch"]))
+            chosen.append(best["test err"])
+            cells = ([at("epoch", e) for e in budgets_epochs] + [at("minutes", m) for m in budgets_minutes]
+                     + [f"{reached[0]['epoch']} ({reached[0]['minutes']:.0f})" if reached else "not reached",
+                        f"{best['epoch']}, {best['minutes']:.0f}, {100 * best['test err']:.2f}%"])
+            lines.append(f"| {recipe}, {seed} | " + " | ".join(cells) + " |")
+        if len(chosen) > 1:
+            mean, std = 100 * np.mean(chosen), 100 * np.std(chosen, ddof=1)
+            lines.append(f"| {recipe}: mean ± std of the chosen | " + " | " * (len(head) - 1)
+                         + f"**{mean:.2f}% ± {std:.2f}** |")
+    return "\n".join(lines)
+
+
+def m2_alone_figure(path):
+    """M2 alone on pixels, N=100: our runs' test error by epoch beside the reference's."""
+    fig, ax = plt.subplots(figsize=(7, 4))
+    runs = (("m2_labels100_seed0.log", "one layer of 500, fast recipe (1e-3)"),
+            ("m2_labels100_seed0_authors.log", "one layer of 500, authors' rate (3e-4)"),
+            ("m2_labels100_seed0_twolayers.log", "two layers of 500, authors' rate (3e-4)"))
+    for name, label in runs:
+        log = os.path.join(WEIGHTS, name)
+        if os.path.exists(log):
+            rows = read_log(log)
+            ax.plot([r["epoch"] for r in rows], [100 * r["test err"] for r in rows], marker=".", label=label)
+    ax.plot(list(REFERENCE_M2_ALONE), [100 - a for a in REFERENCE_M2_ALONE.values()], "k--", marker="x",
+            label="best public version (PyTorch), its log")
+    ax.axhline(11.97, color="grey", linestyle=":", label="paper: 11.97%")
+    ax.set_xscale("log")
+    ax.set_xlabel("epoch")
+    ax.set_ylabel("test error (%)")
+    ax.set_ylim(0, 100)
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend(fontsize=8)
+    ax.set_title("M2 alone on pixels, 100 labels, seed 0")
+    save(fig, path)
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--out", default=os.path.join(HERE, "docs"), help="folder for the figures (default docs/)")
+    args = p.parse_args(argv)
+    recipes_figure(os.path.join(args.out, "m1m2_recipes.png"))
+    m2_alone_figure(os.path.join(args.out, "m2_alone.png"))
+    print(recipes_table())
+
+
+if __name__ == "__main__":
+    run_cli(main)
