@@ -195,7 +195,7 @@ def write_gif(path, pictures, titles, seconds_per_frame=0.4):
         fig.canvas.draw()
         frames.append(np.asarray(fig.canvas.buffer_rgba())[..., :3].copy())
         plt.close(fig)
-    frames += [frames[-1]] * 3
+    frames += [frames[-1]] * 3  # the GIF writer merges repeats into one frame shown four times as long
     atomic_write(path, lambda tmp: imageio.mimsave(tmp, frames, format="GIF",
                                                    duration=1000 * seconds_per_frame, loop=0))
 

@@ -2,7 +2,7 @@
 
     python train_M1.py -train        # trains, resuming from temp/M1 if a run is there
     python train_M1.py               # test-set bound and active units of weights/M1/m1.npz
-    python train_M1.py --gif         # the run's reconstructions over training as a GIF
+    python train_M1.py --gif         # the shipped run's reconstructions over training, as a GIF
 """
 import os
 
@@ -20,10 +20,7 @@ from models import m1  # noqa: E402
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 GIF_FRAMES = 20
-# fast: the shipped M1's schedule, minibatches of 100 and the rate annealed over the last 150 epochs;
-# authors: their code's minibatch of 1000 and constant rate (they trained until the bound stalled).
-RECIPES = {"fast": {"epochs": 350, "lr": 3e-4, "lr_decay_epochs": 150, "batch_size": 100},
-           "authors": {"epochs": 3000, "lr": 3e-4, "lr_decay_epochs": 0, "batch_size": 1000}}
+SHIPPED_FRAMES = os.path.join(HERE, "docs", "M1_training_frames.npz")
 
 
 def parse_args(argv=None):
@@ -32,13 +29,15 @@ def parse_args(argv=None):
     p.add_argument("--batch-size", type=training.positive_int, help="minibatch size (default: the recipe's)")
     p.add_argument("--init", choices=["code", "paper"], default="code",
                    help="code: W~N(0,1/fan_in), b~N(0,1e-6) (default); paper: W~N(0,1e-6), b=0")
-    p.add_argument("--gif", action="store_true",
-                   help="only turn the run's frames (--out) into M1_training.gif beside it")
+    p.add_argument("--gif", nargs="?", const=SHIPPED_FRAMES, metavar="FRAMES",
+                   help="only turn a frames file (default: the shipped M1 run's, docs/M1_training_frames.npz; "
+                        "a run's is <out>/frames.npz) into M1_training.gif beside it")
     args = p.parse_args(argv)
-    training.apply_recipe(p, args, RECIPES)
+    training.apply_recipe(p, args, "m1")
     args.hidden = args.hidden or [500, 500]
-    args.weights = args.weights or (os.path.join(args.out, "m1.npz") if args.out else m1.DEFAULT_WEIGHTS)
-    args.out = args.out or os.path.join(HERE, "temp", "M1")
+    name = "m1" + training.recipe_suffix("m1", args.recipe) + ".npz"
+    args.weights = args.weights or os.path.join(args.out or os.path.dirname(m1.DEFAULT_WEIGHTS), name)
+    args.out = args.out or os.path.join(HERE, "temp", "M1" + training.recipe_suffix("m1", args.recipe))
     return args
 
 
@@ -61,15 +60,15 @@ def evaluate(args):
     print(f"reconstructions: {path}")
 
 
-def make_gif(run_dir):
-    frames = os.path.join(run_dir, "frames.npz")
+def make_gif(frames):
+    """M1_training.gif beside the frames file: at most GIF_FRAMES of its frames, spaced evenly in
+    log(epoch), since the early epochs are where the pictures change."""
     if not os.path.exists(frames):
-        raise UserError(f"{frames}: no frames; train first (`python train_M1.py -train --out {run_dir}`; "
-                        "a frame is kept at every evaluation)")
+        raise UserError(f"{frames}: no frames; a training run keeps one at every evaluation "
+                        "(`python train_M1.py -train` writes temp/M1/frames.npz)")
     epochs, pictures = read_frames(frames)
-    # At most GIF_FRAMES, spaced evenly in log(epoch): the early epochs are where the pictures change.
     chosen = np.unique(np.geomspace(1, len(epochs), min(GIF_FRAMES, len(epochs))).round().astype(int) - 1)
-    path = os.path.join(os.path.dirname(os.path.abspath(run_dir)), "M1_training.gif")
+    path = os.path.join(os.path.dirname(os.path.abspath(frames)), "M1_training.gif")
     write_gif(path, pictures[chosen], [f"M1 after {e} epochs: test images, reconstructions" for e in epochs[chosen]])
     print(f"{len(chosen)} of {len(epochs)} frames -> {path}")
 
@@ -113,14 +112,14 @@ def train(args):
                   "hidden": args.hidden, "z_dim": args.z_dim, "init": args.init,
                   "eval": f"one-sample bound, images binarised once with seed {mnist.EVAL_SEED}, nats per image"}
         training.fit(run, task, args, record)
-    make_gif(args.out)
+    make_gif(os.path.join(args.out, "frames.npz"))
 
 
 def main(argv=None):
     args = parse_args(argv)
     training.set_threads(args.threads)
     if args.gif:
-        make_gif(args.out)
+        make_gif(args.gif)
     elif args.train:
         train(args)
     else:

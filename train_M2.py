@@ -11,7 +11,6 @@ from common import UserError, ArgumentParser, quiet_tensorflow, run_cli, save_we
 
 quiet_tensorflow()
 import keras  # noqa: E402
-import numpy as np  # noqa: E402
 
 import training  # noqa: E402
 from data import mnist  # noqa: E402
@@ -20,11 +19,6 @@ from models import m1, m2  # noqa: E402
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 N_PRUNE = 1000  # unlabelled training images on which M1's active units are found, as the authors
-# authors: Adam 3e-4 for 3000 epochs. fast: a peak rate of 1e-3, annealed linearly to 0 over the
-# last epochs (measured in the README: the same error in a tenth of the epochs).
-AUTHORS = {"epochs": 3000, "lr": 3e-4, "lr_decay_epochs": 0}
-RECIPES = {"m1m2": {"fast": {"epochs": 300, "lr": 1e-3, "lr_decay_epochs": 200}, "authors": AUTHORS},
-           "m2": {"fast": {"epochs": 210, "lr": 1e-3, "lr_decay_epochs": 110}, "authors": AUTHORS}}
 
 
 def parse_args(argv=None):
@@ -40,7 +34,7 @@ def parse_args(argv=None):
                    help="minibatches per epoch (default: 100 for N=100, else 200, as the authors)")
     p.add_argument("--m1-weights", default=m1.DEFAULT_WEIGHTS, help="M1 weights file (m1m2 only)")
     args = p.parse_args(argv)
-    training.apply_recipe(p, args, RECIPES[args.model_name])
+    training.apply_recipe(p, args, args.model_name)
     n_train = args.subset or mnist.N_TRAIN
     if args.labels == "all":
         args.n_labels = n_train
@@ -59,19 +53,20 @@ def parse_args(argv=None):
             args.hidden = [300 if args.n_labels == 100 else 500]
     args.batches = min(args.batches or (100 if args.n_labels == 100 else 200), args.n_labels)
     name = (f"{args.model_name}_labels{'all' if fully_labelled else args.n_labels}_seed{args.seed}"
-            + ("_authors" if args.recipe == "authors" else ""))
+            + training.recipe_suffix(args.model_name, args.recipe))
     args.weights = args.weights or os.path.join(args.out or os.path.join(HERE, "weights", "M2"), name + ".npz")
     args.out = args.out or os.path.join(HERE, "temp", "M2", name)
     return args
 
 
 def evaluate(args):
-    hint = f"run `python train_M2.py -train --model {args.model_name} --labels {args.labels}` to train it"
+    hint = (f"run `python train_M2.py -train --model {args.model_name} --labels {args.labels} --recipe {args.recipe}` "
+            "to train it")
     model, extra = m2.load(args.weights, hint)
     splits = mnist.load_splits(args.data, args.subset)
     del splits["train"]  # only M2's inputs for the evaluation sets are needed
     features = load_features(args.model_name, splits, args.m1_weights, kept=extra.get("kept_units"),
-                        m1_sha256=str(extra.get("m1_sha256", "")))
+                             m1_sha256=str(extra.get("m1_sha256", "")))
     v_bound = m2.validation_bound(model, features.valid_bound_x, splits["valid"][1], mnist.EVAL_SEED)
     v_err = m2.error_rate(model, features.eval["valid"], splits["valid"][1])
     t_err = m2.error_rate(model, features.eval["test"], splits["test"][1])

@@ -13,6 +13,8 @@ import fcntl
 import math
 import os
 import re
+import shutil
+import subprocess
 import sys
 import time
 from typing import Callable
@@ -21,7 +23,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from common import UserError, check_writable, copy_atomic, read_json, write_json
+from common import UserError, atomic_write, check_writable, copy_atomic, read_json, write_json
 
 MAX_SEED = 2 ** 32 - 1
 
@@ -52,9 +54,10 @@ def shared_flags(data_path):
                    help="train (resuming from --out if a checkpoint is there); without it, evaluate --weights")
     p.add_argument("--seed", type=seed_value, default=0,
                    help="seeds the labelled subset, minibatches, initial weights and noise (default 0)")
-    p.add_argument("--recipe", choices=["fast", "authors"], default="fast",
-                   help="fast: this project's schedule (default); authors: the authors' constant rate "
-                        "and epochs. --epochs, --lr and --lr-decay-epochs override either")
+    p.add_argument("--recipe", choices=["fast", "authors"],
+                   help="fast: this project's schedule; authors: the authors' constant rate and epochs "
+                        "(default: the recipe of the shipped weights: fast for M1 and M2 alone, authors "
+                        "for M1+M2); --epochs, --lr and --lr-decay-epochs override either")
     p.add_argument("--epochs", type=positive_int, help="epochs in all (default: the recipe's)")
     p.add_argument("--lr", type=positive_float, help="Adam's peak learning rate (default: the recipe's)")
     p.add_argument("--lr-decay-epochs", type=count,
@@ -79,13 +82,30 @@ def shared_flags(data_path):
     return p
 
 
-def apply_recipe(parser, args, recipes):
-    """Fills the flags left unset (--epochs, --lr, --lr-decay-epochs, ...) from recipes[args.recipe].
+# The recipes of each model, its default first: the one that made its shipped weights. fast: a peak
+# rate annealed linearly to 0 over the last epochs; authors: their constant rate (and, for M1, their
+# minibatch of 1000) for their 3000 epochs. Weights of another recipe than the default carry its name.
+AUTHORS_M2 = {"epochs": 3000, "lr": 3e-4, "lr_decay_epochs": 0}
+RECIPES = {
+    "m1": {"fast": {"epochs": 350, "lr": 3e-4, "lr_decay_epochs": 150, "batch_size": 100},
+           "authors": {"epochs": 3000, "lr": 3e-4, "lr_decay_epochs": 0, "batch_size": 1000}},
+    "m1m2": {"authors": AUTHORS_M2, "fast": {"epochs": 300, "lr": 1e-3, "lr_decay_epochs": 200}},
+    "m2": {"fast": {"epochs": 210, "lr": 1e-3, "lr_decay_epochs": 110}, "authors": AUTHORS_M2},
+}
 
-    A recipe's annealing is cut to --epochs when only --epochs is given (short trial runs).
-    """
+
+def recipe_suffix(model_name, recipe):
+    """'' for the model's default recipe, else '_<recipe>': what its weights' names carry."""
+    return "" if recipe == next(iter(RECIPES[model_name])) else "_" + recipe
+
+
+def apply_recipe(parser, args, model_name):
+    """Sets --recipe (default: the model's first) and fills the flags left unset (--epochs, --lr,
+    --lr-decay-epochs, ...) from it. A recipe's annealing is cut to --epochs when only --epochs is
+    given (short trial runs)."""
+    args.recipe = args.recipe or next(iter(RECIPES[model_name]))
     decay_given = args.lr_decay_epochs is not None
-    for name, value in recipes[args.recipe].items():
+    for name, value in RECIPES[model_name][args.recipe].items():
         if getattr(args, name) is None:
             setattr(args, name, value)
     if not decay_given:
@@ -309,3 +329,107 @@ def read_log(path):
                     row[match.group(1)] = float(match.group(2)) / (100 if match.group(3) else 1)
             rows.append(row)
     return rows
+
+
+# Table 1 as a sweep of ordinary training runs: table1.py plans, launches and collects them.
+ROOT = os.path.dirname(os.path.abspath(__file__))
+WEIGHTS_M2 = os.path.join(ROOT, "weights", "M2")
+SWEEP_OUTPUT = os.path.join(ROOT, "temp", "table1")  # each cell's console output
+LABELS = (100, 600, 1000, 3000)
+MODELS = ("m1m2", "m2")
+# The paper's Table 1 and the best public version (PyTorch, one seed), for comparison only.
+PAPER = {("m2", 100): "11.97 ± 1.71", ("m2", 600): "4.94 ± 0.13", ("m2", 1000): "3.60 ± 0.56",
+         ("m2", 3000): "3.92 ± 0.63", ("m1m2", 100): "3.33 ± 0.14", ("m1m2", 600): "2.59 ± 0.05",
+         ("m1m2", 1000): "2.40 ± 0.02", ("m1m2", 3000): "2.18 ± 0.04"}
+PYTORCH = {("m2", 100): "7.15", ("m1m2", 100): "2.80", ("m1m2", 600): "2.35", ("m1m2", 1000): "2.45",
+           ("m1m2", 3000): "2.44"}
+BEGIN, END = "<!-- table1 -->", "<!-- /table1 -->"
+
+
+def table1_cells(models, labels, seeds, recipe):
+    """Table 1's cells, in order: (model, N, seed), each with the ordinary `train_M2.py -train`
+    command that trains it (one thread) and the stem of its weights, JSON and log."""
+    cells = []
+    for model in models:
+        for n in labels:
+            for seed in seeds:
+                suffix = recipe_suffix(model, recipe)
+                command = (f"python train_M2.py -train --model {model} --labels {n} --seed {seed} "
+                           f"--recipe {recipe} --threads 1")
+                cells.append({"model": model, "labels": n, "seed": seed, "recipe": recipe, "command": command,
+                              "stem": os.path.join(WEIGHTS_M2, f"{model}_labels{n}_seed{seed}{suffix}")})
+    return cells
+
+
+def cell_finished(cell):
+    """A cell is finished when the log beside its weights ends its run ('done:')."""
+    log = cell["stem"] + ".log"
+    return os.path.exists(cell["stem"] + ".json") and os.path.exists(log) and any(
+        line.startswith("done:") for line in open(log))
+
+
+def run_cells(cells, jobs):
+    """Runs the unfinished cells, `jobs` at a time, each on one thread pinned to its own core
+    (taskset, where there is one); a line per cell as it ends."""
+    todo = [c for c in cells if not cell_finished(c)]
+    print(f"{len(cells) - len(todo)} of {len(cells)} cells finished; running {len(todo)}, {jobs} at a time")
+    running = {}  # slot -> (cell, process, start)
+    while todo or running:
+        for slot in [s for s in range(jobs) if s not in running][: len(todo)]:
+            cell = todo.pop(0)
+            pin = ["taskset", "-c", str(slot % os.cpu_count())] if shutil.which("taskset") else []
+            os.makedirs(SWEEP_OUTPUT, exist_ok=True)
+            with open(os.path.join(SWEEP_OUTPUT, os.path.basename(cell["stem"]) + ".out"), "a") as out:
+                process = subprocess.Popen(pin + [sys.executable, *cell["command"].split()[1:]], cwd=ROOT,
+                                           stdout=out, stderr=subprocess.STDOUT)
+            running[slot] = (cell, process, time.time())
+        time.sleep(5)
+        for slot, (cell, process, start) in list(running.items()):
+            if process.poll() is None:
+                continue
+            del running[slot]
+            state = ("done" if process.returncode == 0 else
+                     f"failed (exit {process.returncode}), see {SWEEP_OUTPUT}/{os.path.basename(cell['stem'])}.out")
+            print(f"{cell['model']} N={cell['labels']} seed {cell['seed']}: {state} after "
+                  f"{(time.time() - start) / 60:.1f} min", flush=True)
+
+
+def summarise(records):
+    """Mean, standard deviation (over seeds, ddof 1) and count of test errors in % and the mean minutes."""
+    errors = 100 * np.array([r["test_error"] for r in records])
+    std = float(np.std(errors, ddof=1)) if len(errors) > 1 else float("nan")
+    return float(np.mean(errors)), std, len(errors), float(np.mean([r["train_minutes"] for r in records]))
+
+
+def table1_markdown(cells):
+    """Markdown Table 1 from the JSON records of the cells that have one: a row per N, model and
+    recipe that has results, a 'not yet run' row for an N and model with none."""
+    lines = ["| N | model | here: test error % (seeds) | minutes a run | recipe | paper | best public (PyTorch) |",
+             "| --- | --- | --- | --- | --- | --- | --- |"]
+    for n in LABELS:
+        for model in MODELS:
+            name = "M1+M2" if model == "m1m2" else "M2"
+            rows = []
+            for recipe in sorted({c["recipe"] for c in cells}):
+                planned = [c for c in cells if (c["model"], c["labels"], c["recipe"]) == (model, n, recipe)]
+                group = [c for c in planned if os.path.exists(c["stem"] + ".json")]
+                if not group:
+                    continue
+                mean, std, count, minutes = summarise([read_json(c["stem"] + ".json") for c in group])
+                training = sum(not cell_finished(c) for c in group)
+                here = (f"{mean:.2f}{f' ± {std:.2f}' if count > 1 else ''} ({count} of {len(planned)} seeds"
+                        f"{f', {training} unfinished' if training else ''})")
+                rows.append([here, f"{minutes:.0f}", recipe])
+            for row in rows or [["not yet run", "", ""]]:
+                lines.append(f"| {n} | {name} | " + " | ".join(row) + f" | {PAPER[(model, n)]} | {PYTORCH.get((model, n), '')} |")
+    return "\n".join(lines)
+
+
+def write_between_markers(text, path):
+    """Puts text between the BEGIN and END markers of the file at path (the README's Table 1)."""
+    readme = open(path).read()
+    if BEGIN not in readme or END not in readme:
+        raise UserError(f"{path}: no {BEGIN} ... {END} markers to put the table between")
+    head, rest = readme.split(BEGIN, 1)
+    new = head + BEGIN + "\n" + text + "\n" + END + rest.split(END, 1)[1]
+    atomic_write(path, lambda tmp: open(tmp, "w").write(new))

@@ -125,6 +125,12 @@ def labelled_split(y, n_labelled, seed):
     return labelled, unlabelled
 
 
+def one_per_class(y, n, seed):
+    """n indices: classes 0-9 in turn, a random example of each (so that rows of a figure span digits)."""
+    rng = np.random.default_rng(seed)
+    return np.array([rng.choice(np.flatnonzero(y == r % N_CLASSES)) for r in range(n)])
+
+
 # Seeds the one binarisation (and posterior noise) of the evaluation images, shared by every run of
 # both scripts, so that bounds are comparable across runs and between M1 and M2.
 EVAL_SEED = 1234

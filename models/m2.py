@@ -29,6 +29,7 @@ import tensorflow as tf
 import tensorflow_probability as tfp
 
 from common import UserError, assign_weights, read_weights
+from models import m1
 from models.m1 import bernoulli_log_prob, gaussian_kl_standard, initializers, mlp, weight_prior
 
 tfd = tfp.distributions
@@ -270,7 +271,8 @@ def load(path, missing_hint):
 
 class PixelDecoder:
     """Maps an M2's (z, y) to pixel probabilities: directly for an M2 on pixels, or through M1's
-    decoder for the stacked M1+M2 (m1_model and the kept units given)."""
+    decoder for the stacked M1+M2 (m1_model and the kept units given); draws the paper's analogies
+    and class-conditional samples."""
 
     def __init__(self, m2, m1_model=None, kept=None):
         self.m2, self.m1, self.kept = m2, m1_model, kept
@@ -292,3 +294,26 @@ class PixelDecoder:
         z1 = tf.reshape(tf.tensordot(z1_kept, place, 1), [-1, self.m1.z_dim])  # M1 takes [batch, z_dim]
         shape = tf.concat([tf.shape(z1_kept)[:-1], [self.m1.x_dim]], 0)
         return tf.reshape(tf.sigmoid(self.m1.decode(z1)), shape)
+
+    def analogies(self, x, y):
+        """[rows, 11, 784]: each grey image x with label y, then its style (the mean of q(z|x, y))
+        decoded with classes 0-9."""
+        n_classes = self.m2.n_classes
+        z, _ = self.m2.encode(self.features(x), tf.one_hot(y, n_classes))  # [rows, z_dim]
+        images = self.pixels(tf.broadcast_to(z, [n_classes, *z.shape]), every_class(n_classes))  # [10, rows, 784]
+        return np.concatenate([x[:, None, :], np.transpose(images.numpy(), (1, 0, 2))], axis=1)
+
+    def conditional_samples(self, n_samples, seed):
+        """[10, n_samples, 784]: row k decodes class k; column j uses the same z ~ p(z) in every row."""
+        n_classes, z_dim = self.m2.n_classes, self.m2.z_dim
+        z = np.random.default_rng(seed).standard_normal((n_samples, z_dim)).astype(np.float32)
+        return self.pixels(tf.broadcast_to(z, [n_classes, n_samples, z_dim]), every_class(n_classes)).numpy()
+
+
+def load_decoder(path, m1_path, missing_hint):
+    """A PixelDecoder for the M2 weights at path: an M2 on pixels as it is, a stacked M1+M2 through
+    the M1 at m1_path (refused unless it is the M1 the M2 was trained on)."""
+    model, extra = load(path, missing_hint)
+    if model.likelihood == "bernoulli":
+        return PixelDecoder(model)
+    return PixelDecoder(model, m1.load(m1_path, str(extra.get("m1_sha256", ""))), np.asarray(extra["kept_units"]))

@@ -1,3 +1,5 @@
+import os
+
 import keras
 import numpy as np
 import pytest
@@ -6,6 +8,7 @@ import tensorflow as tf
 import run_analogy
 import training
 from common import UserError, save_weights
+from conftest import ROOT
 from data import mnist
 from data.features import load_features, minibatches
 from models import m2
@@ -33,18 +36,17 @@ def pixel_m2(tmp_path_factory):
 
 
 def test_figures_have_the_right_shape_range_and_repeat_with_the_seed(pixel_m2, tmp_path):
-    args = run_analogy.parse_args(["--weights", str(pixel_m2), "--rows", "4", "--samples", "6"])
-    decoder = run_analogy.load(args)
+    decoder = m2.load_decoder(str(pixel_m2), None, "")
     x, y = mnist.load_splits()["test"]
-    rows = run_analogy.choose_rows(y, 4, seed=1)
+    rows = mnist.one_per_class(y, 4, seed=1)
     assert y[rows].tolist() == [0, 1, 2, 3]
-    grid = run_analogy.analogy_grid(decoder, x[rows], y[rows])
+    grid = decoder.analogies(x[rows], y[rows])
     assert grid.shape == (4, 11, 784) and 0 <= grid.min() and grid.max() <= 1
     np.testing.assert_array_equal(grid[:, 0], x[rows])
-    samples = run_analogy.conditional_grid(decoder, 6, seed=2)
+    samples = decoder.conditional_samples(6, seed=2)
     assert samples.shape == (10, 6, 784)
-    np.testing.assert_array_equal(samples, run_analogy.conditional_grid(decoder, 6, seed=2))
-    assert not np.array_equal(samples, run_analogy.conditional_grid(decoder, 6, seed=3))
+    np.testing.assert_array_equal(samples, decoder.conditional_samples(6, seed=2))
+    assert not np.array_equal(samples, decoder.conditional_samples(6, seed=3))
 
     out = tmp_path / "a.png"
     run_analogy.main(["--weights", str(pixel_m2), "--out", str(out), "--seed", "5"])
@@ -55,11 +57,11 @@ def test_figures_have_the_right_shape_range_and_repeat_with_the_seed(pixel_m2, t
 
 @pytest.mark.parametrize("which, at_least", [("tiny", 0.9), ("shipped", 0.99)])
 def test_own_label_reconstructs_a_test_image_better_than_other_labels(pixel_m2, which, at_least):
-    flags = ["--weights", str(pixel_m2)] if which == "tiny" else []
-    decoder = run_analogy.load(run_analogy.parse_args(flags))
+    shipped = os.path.join(ROOT, "weights", "M2", "m2_labelsall_seed0_authors.npz")
+    decoder = m2.load_decoder(str(pixel_m2) if which == "tiny" else shipped, None, "")
     x, y = mnist.load_splits()["test"]
     x, y = x[:200], y[:200]
-    grid = run_analogy.analogy_grid(decoder, x, y)[:, 1:]  # [200, 10 classes, 784]
+    grid = decoder.analogies(x, y)[:, 1:]  # [200, 10 classes, 784]
     error = np.mean((grid - x[:, None, :]) ** 2, axis=2)  # [200, 10]
     own = error[np.arange(200), y]
     others = (error.sum(axis=1) - own) / 9
@@ -67,15 +69,16 @@ def test_own_label_reconstructs_a_test_image_better_than_other_labels(pixel_m2, 
 
 
 def test_missing_weights_name_the_training_command(tmp_path):
-    with pytest.raises(UserError, match="python train_M2.py -train --model m2 --labels all"):
+    with pytest.raises(UserError, match="python train_M2.py -train --model m2 --labels all --recipe authors"):
         run_analogy.main(["--weights", str(tmp_path / "none.npz")])
 
 
 def test_stacked_model_decodes_through_m1_on_the_shipped_weights(tmp_path):
-    decoder = run_analogy.load(run_analogy.parse_args(["--model", "m1m2"]))
+    decoder = m2.load_decoder(os.path.join(ROOT, "weights", "M2", "m1m2_labels100_seed0.npz"),
+                              os.path.join(ROOT, "weights", "M1", "m1.npz"), "")
     x, y = mnist.load_splits()["test"]
-    grid = run_analogy.analogy_grid(decoder, x[:3], y[:3])
+    grid = decoder.analogies(x[:3], y[:3])
     assert grid.shape == (3, 11, 784) and 0 <= grid.min() and grid.max() <= 1
-    assert run_analogy.conditional_grid(decoder, 4, seed=0).shape == (10, 4, 784)
+    assert decoder.conditional_samples(4, seed=0).shape == (10, 4, 784)
     run_analogy.main(["--model", "m1m2", "--rows", "3", "--samples", "4", "--out", str(tmp_path / "a.png")])
     assert (tmp_path / "a.png").exists() and (tmp_path / "conditional.png").exists()

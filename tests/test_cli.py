@@ -37,7 +37,7 @@ def test_m1_trains_resumes_and_writes_everything(m1_run):
     epochs = [line for line in log if line.startswith("epoch")]
     assert [line.split("|")[0].split()[1] for line in epochs] == ["1", "2"]
     assert (out.parent / "m1.npz").exists() and (out.parent / "m1.json").exists()
-    assert (out.parent / "M1_training.gif").exists()
+    assert (out / "M1_training.gif").exists()
     epochs, pictures = read_frames(str(out / "frames.npz"))
     assert epochs.tolist() == [1, 2] and pictures.dtype == np.uint8 and pictures.shape[0] == 2
     assert tf.train.latest_checkpoint(str(out / "ckpt")).endswith("ckpt-2")
@@ -190,6 +190,7 @@ def run_script(*args):
     (["train_M1.py", "-train", "--epochs", "5", "--lr-decay-epochs", "6"], "--lr-decay-epochs must be at most --epochs"),
     (["train_M1.py", "--bogus"], "unrecognized arguments: --bogus"),
     (["train_M1.py", "--weights", "absent.npz"], "no weights; run `python train_M1.py -train`"),
+    (["train_M1.py", "--gif", "absent.npz"], "absent.npz: no frames; a training run keeps one at every evaluation"),
     (["train_M2.py", "-train", "--labels", "15"], "labels must be a positive multiple of 10"),
     (["train_M2.py", "--labels", "ten"], "--labels must be a number or 'all'"),
     (["train_M2.py", "--weights", "absent.npz"], "no weights; run `python train_M2.py -train"),
@@ -214,3 +215,13 @@ def test_pixel_m2_with_unlabelled_images_has_the_papers_one_hidden_layer_by_defa
                    "--epochs", "1", "--out", str(tmp_path)])
     record = read_json(str(tmp_path / "m2_labels100_seed0.json"))
     assert record["hidden"] == [500] and record["recipe"] == "fast" and record["lr"] == 1e-3
+
+
+def test_the_shipped_frames_make_a_gif_of_at_least_ten_frames(tmp_path):
+    import imageio.v2 as imageio
+    shipped = Path(ROOT) / "docs" / "M1_training_frames.npz"
+    (tmp_path / "frames.npz").write_bytes(shipped.read_bytes())
+    train_M1.main(["--gif", str(tmp_path / "frames.npz")])
+    frames = imageio.mimread(str(tmp_path / "M1_training.gif"))
+    assert len(frames) >= 10
+    assert (Path(ROOT) / "docs" / "M1_training.gif").stat().st_size <= 2 * 2 ** 20
