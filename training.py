@@ -364,8 +364,10 @@ def table1_cells(models, labels, seeds, recipe):
 def cell_finished(cell):
     """A cell is finished when the log beside its weights ends its run ('done:')."""
     log = cell["stem"] + ".log"
-    return os.path.exists(cell["stem"] + ".json") and os.path.exists(log) and any(
-        line.startswith("done:") for line in open(log))
+    if not (os.path.exists(cell["stem"] + ".json") and os.path.exists(log)):
+        return False
+    with open(log) as f:
+        return any(line.startswith("done:") for line in f)
 
 
 def run_cells(cells, jobs):
@@ -416,9 +418,9 @@ def table1_markdown(cells):
                 if not group:
                     continue
                 mean, std, count, minutes = summarise([read_json(c["stem"] + ".json") for c in group])
-                training = sum(not cell_finished(c) for c in group)
+                unfinished = sum(not cell_finished(c) for c in group)
                 here = (f"{mean:.2f}{f' ± {std:.2f}' if count > 1 else ''} ({count} of {len(planned)} seeds"
-                        f"{f', {training} unfinished' if training else ''})")
+                        f"{f', {unfinished} unfinished' if unfinished else ''})")
                 rows.append([here, f"{minutes:.0f}", recipe])
             for row in rows or [["not yet run", "", ""]]:
                 lines.append(f"| {n} | {name} | " + " | ".join(row) + f" | {PAPER[(model, n)]} | {PYTORCH.get((model, n), '')} |")
