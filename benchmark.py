@@ -64,9 +64,29 @@ def m1_epoch(batch_size, hidden, z_dim=50, n=50_000, repeats=3):
     return seconds, 6 * macs * n / 1e9
 
 
-def m2_epoch(features, hidden, likelihood, n_lab=1, n_unl=499, steps=100, z_dim=50, k=10, repeats=3):
+class NoiseStandIn:
+    """For timing by parts only: a generator whose 'normals' are zeros ('no noise') or shifted
+    uniform bits ('uniform noise'), to split the noise's cost into its bits and its transform."""
+
+    def __init__(self, part, rng):
+        self.part, self.rng = part, rng
+
+    def normal(self, shape):
+        return tf.zeros(shape) if self.part == "no noise" else self.rng.uniform(shape) - 0.5
+
+    def uniform(self, shape):
+        return self.rng.uniform(shape)
+
+
+# Timing by parts of an M2 epoch: each variant removes one kind of work from the whole step.
+M2_PARTS = ("whole step", "no noise", "uniform noise", "relu for softplus", "forward only")
+
+
+def m2_epoch(features, hidden, likelihood, n_lab=1, n_unl=499, steps=100, z_dim=50, k=10, repeats=3,
+             part="whole step"):
     """Seconds and GFLOP of one epoch of M2's training steps (1 + 499 images, 100 steps, 10 a call),
-    on random stand-ins for M1's features (features > 0) or binarised pixels (784, bernoulli)."""
+    on random stand-ins for M1's features (features > 0) or binarised pixels (784, bernoulli);
+    `part` one of M2_PARTS (the GFLOP are the whole step's whatever the part)."""
     n = (n_lab + n_unl) * steps
     rng = np.random.default_rng(0)
     if likelihood == "gaussian":
@@ -78,7 +98,21 @@ def m2_epoch(features, hidden, likelihood, n_lab=1, n_unl=499, steps=100, z_dim=
     optimizer = keras.optimizers.Adam(3e-4)
     optimizer.build(model.trainable_variables)
     y = rng.integers(0, k, n).astype(np.int32)
-    step = m2.make_train_step(model, optimizer, inputs, y, training.make_rng(0), 0.1, n_lab * steps)
+    noise = training.make_rng(0)
+    if part in ("no noise", "uniform noise"):
+        noise = NoiseStandIn(part, noise)
+    if part == "relu for softplus":
+        for layer in (model.encoder.first, *model.encoder.rest, model.decoder.first, *model.decoder.rest,
+                      *model.classifier.layers):
+            if layer.activation is keras.activations.softplus:
+                layer.activation = keras.activations.relu
+    if part == "forward only":  # the loss and its terms, no gradient or update
+        minibatch_loss = m2.make_minibatch_loss(model, inputs, y, noise, 0.1, n_lab * steps)
+
+        def step(lab, unl):
+            return minibatch_loss(lab, unl)[1]
+    else:
+        step = m2.make_train_step(model, optimizer, inputs, y, noise, 0.1, n_lab * steps)
     run = training.compile_steps(step, model.trainable_variables)
     order = np.arange(n, dtype=np.int32).reshape(steps, -1)
     chunks = [(tf.constant(order[s: s + 10, :n_lab]), tf.constant(order[s: s + 10, n_lab:]))
@@ -123,13 +157,23 @@ def main():
     p.add_argument("--m2-features", type=int, default=24, help="active M1 units fed to M2 (default 24, "
                                                                    "the shipped M1's)")
     p.add_argument("--pixels", action="store_true", help="also time an epoch of M2 on pixels (784-500-50)")
+    p.add_argument("--threads", type=int, default=0,
+                   help="TensorFlow threads (default 0: all); 1, pinned with taskset, measures one core "
+                        "while the other trains")
+    p.add_argument("--parts", action="store_true",
+                   help="also time the M1+M2 epoch by parts: without noise, with uniform noise, with "
+                        "ReLU for softplus, forward only")
     args = p.parse_args()
+    training.set_threads(args.threads)
     print(f"{time.strftime('%Y-%m-%d')}, {cpu_description()}")
     peak = matmul_peak()
     print(f"float32 matmul 2048^3: {peak:6.1f} GFLOP/s (practical peak, {tf.config.threading.get_intra_op_parallelism_threads() or 'all'} threads)")
     rows = [("M1 epoch, 784-500-500-50, batch %d" % args.m1_batch, m1_epoch(args.m1_batch, [500, 500])),
             ("M2 epoch, %d-300-50, 1 + 499 x 100" % args.m2_features,
              m2_epoch(args.m2_features, [300], "gaussian"))]
+    if args.parts:
+        rows += [(f"  the same, {part}", m2_epoch(args.m2_features, [300], "gaussian", part=part))
+                 for part in M2_PARTS[1:]]
     if args.pixels:
         rows.append(("M2 on pixels epoch, 784-500-50, 1 + 499 x 100", m2_epoch(784, [500], "bernoulli", repeats=1)))
     for name, (seconds, gflop) in rows:

@@ -17,12 +17,16 @@ import matplotlib.pyplot as plt  # noqa: E402
 from common import atomic_write, quiet_tensorflow, run_cli  # noqa: E402
 
 quiet_tensorflow()  # training.py, which reads the logs it writes, imports TensorFlow
-from training import read_log  # noqa: E402
+from training import LABELS, PAPER, read_log  # noqa: E402
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 WEIGHTS = os.path.join(HERE, "weights", "M2")
 # The best public M2-alone run (PyTorch, one hidden layer of 500, 3000 epochs): its logged test
 # accuracy at N=100, by epoch, drawn as a reference beside ours.
+# M1+M2, N=100 runs by recipe: (label, suffix of the weights' names, colour). The fast recipe's first
+# version (300 epochs, annealed over the last 200) is kept for its curves.
+M1M2_RUNS = (("fast", "", "tab:blue"), ("fast, first version (300 epochs)", "_fast300", "tab:cyan"),
+             ("authors", "_authors", "tab:orange"))
 REFERENCE_M2_ALONE = {10: 57.5, 20: 62.1, 100: 60.7, 300: 64.5, 400: 70.2, 500: 74.6, 600: 78.3,
                       900: 84.6, 1000: 85.5, 1200: 87.7, 1500: 89.4, 2000: 91.4, 3000: 92.85}
 
@@ -36,7 +40,7 @@ def save(fig, path):
 def recipes_figure(path):
     """M1+M2, N=100: test error against epochs and against minutes of one core, both recipes."""
     fig, axes = plt.subplots(1, 2, figsize=(11, 4), sharey=True)
-    for recipe, suffix, color in (("fast", "_fast", "tab:blue"), ("authors", "", "tab:orange")):
+    for recipe, suffix, color in M1M2_RUNS:
         for seed in (0, 1, 2):
             log = os.path.join(WEIGHTS, f"m1m2_labels100_seed{seed}{suffix}.log")
             if not os.path.exists(log):
@@ -63,11 +67,12 @@ def recipes_figure(path):
 def recipes_table():
     """Markdown: per recipe and seed, test error at fixed epochs and minutes, epochs and minutes to the
     paper's 3.33%, and the weights chosen on validation; then mean and std over the seeds."""
-    budgets_epochs, budgets_minutes = (100, 200, 300), (15, 30, 60)
+    budgets_epochs, budgets_minutes = (100, 200, 300, 450), (15, 30, 45, 60)
     head = ([f"test error at epoch {e}" for e in budgets_epochs] + [f"at {m} min" for m in budgets_minutes]
-            + ["first test error <= 3.33%: epoch (min)", "chosen on validation: epoch, min, test error"])
+            + ["first test error <= 3.33%: epoch (min)", "whole run: epochs, min",
+               "chosen on validation: epoch, min, test error"])
     lines = ["| recipe, seed | " + " | ".join(head) + " |", "| --- " * (len(head) + 1) + "|"]
-    for recipe, suffix in (("fast", "_fast"), ("authors", "")):
+    for recipe, suffix, _ in M1M2_RUNS:
         chosen = []
         for seed in (0, 1, 2):
             log = os.path.join(WEIGHTS, f"m1m2_labels100_seed{seed}{suffix}.log")
@@ -83,6 +88,7 @@ def recipes_table():
             chosen.append(best["test err"])
             cells = ([at("epoch", e) for e in budgets_epochs] + [at("minutes", m) for m in budgets_minutes]
                      + [f"{reached[0]['epoch']} ({reached[0]['minutes']:.0f})" if reached else "not reached",
+                        f"{rows[-1]['epoch']}, {rows[-1]['minutes']:.0f}",
                         f"{best['epoch']}, {best['minutes']:.0f}, {100 * best['test err']:.2f}%"])
             lines.append(f"| {recipe}, {seed} | " + " | ".join(cells) + " |")
         if len(chosen) > 1:
@@ -113,6 +119,40 @@ def m2_alone_figure(path):
     ax.grid(True, which="both", alpha=0.3)
     ax.legend(fontsize=8)
     ax.set_title("M2 alone on pixels, 100 labels, seed 0")
+    save(fig, path)
+
+
+def table1_figure(cells, path):
+    """Table 1's runs (cells as training.table1_cells gives them): test error against epoch, a panel
+    per N, a line per run that has a log, coloured by model and recipe, beside the paper's M1+M2."""
+    colors = {("m1m2", "fast"): "tab:blue", ("m1m2", "authors"): "tab:orange",
+              ("m2", "fast"): "tab:green", ("m2", "authors"): "tab:red"}
+    fig, axes = plt.subplots(1, len(LABELS), figsize=(4 * len(LABELS), 3.6), sharey=True)
+    for ax, n in zip(axes, LABELS):
+        named = set()
+        for cell in cells:
+            log = cell["stem"] + ".log"
+            if cell["labels"] != n or not os.path.exists(log):
+                continue
+            rows = read_log(log)
+            key = (cell["model"], cell["recipe"])
+            label = None if key in named else f"{'M1+M2' if key[0] == 'm1m2' else 'M2'}, {key[1]}"
+            named.add(key)
+            ax.plot([r["epoch"] for r in rows], [100 * r["test err"] for r in rows], color=colors[key],
+                    alpha=0.8, label=label)
+        ax.axhline(float(PAPER[("m1m2", n)].split()[0]), color="grey", linestyle="--", linewidth=1,
+                   label="paper, M1+M2")
+        if not named:
+            ax.text(0.5, 0.5, "not yet run", transform=ax.transAxes, ha="center", color="grey")
+        ax.set_title(f"N = {n}")
+        ax.set_xscale("log")
+        ax.set_yscale("log")
+        ax.set_xlabel("epoch")
+        ax.grid(True, which="both", alpha=0.3)
+        ax.legend(fontsize=7)
+    axes[0].set_ylabel("test error (%)")
+    axes[0].yaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
+    axes[0].set_yticks([2, 3, 5, 10, 20, 50], ["2", "3", "5", "10", "20", "50"])
     save(fig, path)
 
 

@@ -215,8 +215,9 @@ def loss_fn(model, x_lab, y_lab, eps_lab, x_unl, eps_unl, alpha, n_labelled, n_t
     return loss, terms
 
 
-def make_train_step(model, optimizer, inputs, labels, rng, alpha, n_labelled):
-    """step(labelled indices, unlabelled indices) -> mean terms: one Adam step on J^alpha.
+def make_minibatch_loss(model, inputs, labels, rng, alpha, n_labelled):
+    """minibatch_loss(labelled indices, unlabelled indices) -> loss_fn's (loss, terms), on examples
+    and noise drawn afresh from rng.
 
     inputs: a data.features.Features with training examples (drawn afresh at every step);
     labels: int [N_total], the training labels (read only at labelled indices).
@@ -225,14 +226,23 @@ def make_train_step(model, optimizer, inputs, labels, rng, alpha, n_labelled):
     labels = tf.constant(labels)
     n_total = len(inputs.train_loc)
 
-    def step(lab, unl):
+    def minibatch_loss(lab, unl):
         x_lab = inputs.sample(tf.gather(loc, lab), tf.gather(logvar, lab), rng)
         x_unl = inputs.sample(tf.gather(loc, unl), tf.gather(logvar, unl), rng)
         eps_lab = rng.normal([tf.shape(lab)[0], model.z_dim])
         eps_unl = rng.normal([model.n_classes, tf.shape(unl)[0], model.z_dim])
+        return loss_fn(model, x_lab, tf.gather(labels, lab), eps_lab, x_unl, eps_unl, alpha, n_labelled, n_total)
+    return minibatch_loss
+
+
+def make_train_step(model, optimizer, inputs, labels, rng, alpha, n_labelled):
+    """step(labelled indices, unlabelled indices) -> mean terms: one Adam step on J^alpha (see
+    make_minibatch_loss for the arguments)."""
+    minibatch_loss = make_minibatch_loss(model, inputs, labels, rng, alpha, n_labelled)
+
+    def step(lab, unl):
         with tf.GradientTape() as tape:
-            loss, terms = loss_fn(model, x_lab, tf.gather(labels, lab), eps_lab, x_unl, eps_unl,
-                                  alpha, n_labelled, n_total)
+            loss, terms = minibatch_loss(lab, unl)
         optimizer.apply(tape.gradient(loss, model.trainable_variables), model.trainable_variables)
         return terms
     return step

@@ -215,6 +215,7 @@ def test_pixel_m2_with_unlabelled_images_has_the_papers_one_hidden_layer_by_defa
                    "--epochs", "1", "--out", str(tmp_path)])
     record = read_json(str(tmp_path / "m2_labels100_seed0.json"))
     assert record["hidden"] == [500] and record["recipe"] == "fast" and record["lr"] == 1e-3
+    assert record["epochs_run"] == record["epochs"] == 1 and record["run_minutes"] >= record["train_minutes"]
 
 
 def test_the_shipped_frames_make_a_gif_of_at_least_ten_frames(tmp_path):

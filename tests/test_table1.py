@@ -7,6 +7,7 @@ import pytest
 
 from common import UserError
 
+import report
 import table1
 import training
 from conftest import ROOT
@@ -17,7 +18,8 @@ def fake_cell(folder, model, n, seed, test_error, done=True, minutes=30.0):
     with open(stem + ".json", "w") as f:
         json.dump({"test_error": test_error, "train_minutes": minutes, "recipe": "fast"}, f)
     with open(stem + ".log", "w") as f:
-        f.write("epoch   10 | ...\n" + ("done: 300 epochs\n" if done else ""))
+        f.write(f"epoch   10 | valid err 9.00% | test err {100 * test_error:.2f}% |   6.0 s/epoch,    1.0 min | best\n"
+                + ("done: 300 epochs\n" if done else ""))
 
 
 def test_the_plan_is_one_ordinary_training_command_per_cell():
@@ -25,9 +27,10 @@ def test_the_plan_is_one_ordinary_training_command_per_cell():
     assert [c["command"] for c in cells] == [
         f"python train_M2.py -train --model m1m2 --labels {n} --seed {s} --recipe fast --threads 1"
         for n in (100, 600) for s in (0, 1)]
-    assert cells[3]["stem"].endswith(os.path.join("weights", "M2", "m1m2_labels600_seed1_fast"))
+    # the default recipe (fast, for both models) leaves the names bare; another names itself
+    assert cells[3]["stem"].endswith(os.path.join("weights", "M2", "m1m2_labels600_seed1"))
     assert training.table1_cells(["m2"], [100], [0], "authors")[0]["stem"].endswith("m2_labels100_seed0_authors")
-    assert training.table1_cells(["m1m2", "m2"], [100], [0], "authors")[0]["stem"].endswith("m1m2_labels100_seed0")
+    assert training.table1_cells(["m1m2", "m2"], [100], [0], "authors")[0]["stem"].endswith("m1m2_labels100_seed0_authors")
 
 
 def test_finished_cells_are_skipped_and_unfinished_ones_counted(tmp_path, monkeypatch, capsys):
@@ -52,6 +55,17 @@ def test_the_report_gives_mean_std_and_count_beside_the_papers_figure(tmp_path, 
     readme.write_text(f"before\n{training.BEGIN}\nold\n{training.END}\nafter\n")
     training.write_between_markers(text, str(readme))
     assert readme.read_text() == f"before\n{training.BEGIN}\n{text}\n{training.END}\nafter\n"
+
+
+def test_the_report_draws_a_curve_per_run_that_has_a_log(tmp_path, monkeypatch):
+    monkeypatch.setattr(training, "WEIGHTS_M2", str(tmp_path))
+    fake_cell(tmp_path, "m1m2", 600, 0, 0.0250)
+    drawn = []
+    monkeypatch.setattr(report.plt.Axes, "plot", lambda ax, x, y, **kw: drawn.append((list(x), list(y))))
+    report.table1_figure(training.table1_cells(training.MODELS, training.LABELS, [0, 1], "fast"),
+                         str(tmp_path / "table1.png"))
+    assert drawn == [([10], [2.5])]
+    assert (tmp_path / "table1.png").read_bytes()[:4] == b"\x89PNG"
 
 
 def test_a_slurm_array_index_maps_to_that_line_of_the_plan(capsys):
