@@ -13,10 +13,11 @@ import training
 from conftest import ROOT
 
 
-def fake_cell(folder, model, n, seed, test_error, done=True, minutes=30.0):
+def fake_cell(folder, model, n, seed, test_error, done=True, minutes=30.0, run_minutes=None):
     stem = os.path.join(folder, f"{model}_labels{n}_seed{seed}{training.recipe_suffix(model, 'fast')}")
+    record = {"test_error": test_error, "train_minutes": minutes, "recipe": "fast"}
     with open(stem + ".json", "w") as f:
-        json.dump({"test_error": test_error, "train_minutes": minutes, "recipe": "fast"}, f)
+        json.dump({**record, "run_minutes": run_minutes} if run_minutes else record, f)
     with open(stem + ".log", "w") as f:
         f.write(f"epoch   10 | valid err 9.00% | test err {100 * test_error:.2f}% |   6.0 s/epoch,    1.0 min | best\n"
                 + ("done: 300 epochs\n" if done else ""))
@@ -46,10 +47,10 @@ def test_finished_cells_are_skipped_and_unfinished_ones_counted(tmp_path, monkey
 def test_the_report_gives_mean_std_and_count_beside_the_papers_figure(tmp_path, monkeypatch):
     monkeypatch.setattr(training, "WEIGHTS_M2", str(tmp_path))
     fake_cell(tmp_path, "m1m2", 600, 0, 0.0250, minutes=20)
-    fake_cell(tmp_path, "m1m2", 600, 1, 0.0270, minutes=40)
+    fake_cell(tmp_path, "m1m2", 600, 1, 0.0270, minutes=40, run_minutes=60)  # a whole run counts where known
     text = training.table1_markdown(training.table1_cells(training.MODELS, training.LABELS, [0, 1, 2], "fast"))
     row = next(line for line in text.splitlines() if line.startswith("| 600 | M1+M2"))
-    assert row == "| 600 | M1+M2 | 2.60 ± 0.14 (2 of 3 seeds) | 30 | fast | 2.59 ± 0.05 | 2.35 |"
+    assert row == "| 600 | M1+M2 | 2.60 ± 0.14 (2 of 3 seeds) | 40 | fast | 2.59 ± 0.05 | 2.35 |"
     assert "| 3000 | M2 | not yet run |" in text
     readme = tmp_path / "README.md"
     readme.write_text(f"before\n{training.BEGIN}\nold\n{training.END}\nafter\n")
