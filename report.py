@@ -21,12 +21,12 @@ from training import LABELS, PAPER, read_log  # noqa: E402
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 WEIGHTS = os.path.join(HERE, "weights", "M2")
-# The best public M2-alone run (PyTorch, one hidden layer of 500, 3000 epochs): its logged test
-# accuracy at N=100, by epoch, drawn as a reference beside ours.
 # M1+M2, N=100 runs by recipe: (label, suffix of the weights' names, colour). The fast recipe's first
 # version (300 epochs, annealed over the last 200) is kept for its curves.
 M1M2_RUNS = (("fast", "", "tab:blue"), ("fast, first version (300 epochs)", "_fast300", "tab:cyan"),
              ("authors", "_authors", "tab:orange"))
+# The best public M2-alone run (PyTorch, one hidden layer of 500, 3000 epochs): its logged test
+# accuracy at N=100, by epoch, drawn as a reference beside ours.
 REFERENCE_M2_ALONE = {10: 57.5, 20: 62.1, 100: 60.7, 300: 64.5, 400: 70.2, 500: 74.6, 600: 78.3,
                       900: 84.6, 1000: 85.5, 1200: 87.7, 1500: 89.4, 2000: 91.4, 3000: 92.85}
 
