@@ -56,8 +56,8 @@ def shared_flags(data_path):
                    help="seeds the labelled subset, minibatches, initial weights and noise (default 0)")
     p.add_argument("--recipe", choices=["fast", "authors"],
                    help="fast: this project's schedule; authors: the authors' constant rate and epochs "
-                        "(default: the recipe of the shipped weights: fast for M1 and M2 alone, authors "
-                        "for M1+M2); --epochs, --lr and --lr-decay-epochs override either")
+                        "(default: the recipe of the shipped weights, fast for every model); --epochs, "
+                        "--lr and --lr-decay-epochs override either")
     p.add_argument("--epochs", type=positive_int, help="epochs in all (default: the recipe's)")
     p.add_argument("--lr", type=positive_float, help="Adam's peak learning rate (default: the recipe's)")
     p.add_argument("--lr-decay-epochs", type=count,
