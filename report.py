@@ -5,6 +5,7 @@
 Only logs are read, so the figures can be redrawn on any machine without training anything.
 """
 import argparse
+import math
 import os
 
 import matplotlib
@@ -99,26 +100,44 @@ def recipes_table():
 
 
 def m2_alone_figure(path):
-    """M2 alone on pixels, N=100: our runs' test error by epoch beside the reference's."""
-    fig, ax = plt.subplots(figsize=(7, 4))
-    runs = (("m2_labels100_seed0.log", "one layer of 500, fast recipe (1e-3)"),
+    """M2 alone on pixels, N=100: our runs' test error by epoch beside the reference's (left); where a
+    log has them, the entropy of q(y|x) (middle) and the error of the generative classification
+    argmax_y L(x, y) (right), beside an M1+M2 run's for contrast."""
+    fig, axes = plt.subplots(1, 3, figsize=(16, 4.2))
+    runs = (("m2_labels100_seed0.log", "one layer of 500, fast recipe (1e-3, 210 epochs)"),
+            ("m2_labels100_seed0_e110.log", "one layer of 500, 1e-3 annealed over epochs 60-110"),
             ("m2_labels100_seed0_authors.log", "one layer of 500, authors' rate (3e-4)"),
-            ("m2_labels100_seed0_twolayers.log", "two layers of 500, authors' rate (3e-4)"))
+            ("m2_labels100_seed0_twolayers.log", "two layers of 500, authors' rate (3e-4)"),
+            ("m1m2_labels600_seed2.log", "M1+M2, 600 labels, seed 2 (for contrast)"))
     for name, label in runs:
         log = os.path.join(WEIGHTS, name)
-        if os.path.exists(log):
-            rows = read_log(log)
-            ax.plot([r["epoch"] for r in rows], [100 * r["test err"] for r in rows], marker=".", label=label)
-    ax.plot(list(REFERENCE_M2_ALONE), [100 - a for a in REFERENCE_M2_ALONE.values()], "k--", marker="x",
-            label="best public version (PyTorch), its log")
-    ax.axhline(11.97, color="grey", linestyle=":", label="paper: 11.97%")
-    ax.set_xscale("log")
-    ax.set_xlabel("epoch")
-    ax.set_ylabel("test error (%)")
-    ax.set_ylim(0, 100)
-    ax.grid(True, which="both", alpha=0.3)
-    ax.legend(fontsize=8)
-    ax.set_title("M2 alone on pixels, 100 labels, seed 0")
+        if not os.path.exists(log):
+            continue
+        rows = read_log(log)
+        epochs = [r["epoch"] for r in rows]
+        if name.startswith("m2_"):
+            line, = axes[0].plot(epochs, [100 * r["test err"] for r in rows], marker=".", label=label)
+            style = {"color": line.get_color()}
+        else:
+            style = {"color": "tab:gray", "linestyle": "-."}
+        diagnosed = [r for r in rows if "entropy" in r]
+        if diagnosed:
+            epochs = [r["epoch"] for r in diagnosed]
+            axes[1].plot(epochs, [r["entropy"] for r in diagnosed], marker=".", label=label, **style)
+            axes[2].plot(epochs, [100 * r["gen err"] for r in diagnosed], marker=".", label=label, **style)
+    axes[0].plot(list(REFERENCE_M2_ALONE), [100 - a for a in REFERENCE_M2_ALONE.values()], "k--", marker="x",
+                 label="best public version (PyTorch), its log")
+    axes[0].axhline(11.97, color="grey", linestyle=":", label="paper: 11.97%")
+    axes[0].set(ylabel="test error (%)", ylim=(0, 100), title="M2 alone on pixels, 100 labels, seed 0")
+    axes[1].axhline(math.log(10), color="grey", linestyle=":", label="uniform q: log 10")
+    axes[1].set(ylabel="nats", ylim=(0, 2.5), title="mean entropy of q(y|x), validation images")
+    axes[2].axhline(90, color="grey", linestyle=":", label="chance: 90%")
+    axes[2].set(ylabel="validation error (%)", ylim=(0, 100), title="generative classification argmax_y L(x, y)")
+    for ax in axes:
+        ax.set_xscale("log")
+        ax.set_xlabel("epoch")
+        ax.grid(True, which="both", alpha=0.3)
+        ax.legend(fontsize=7)
     save(fig, path)
 
 

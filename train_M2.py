@@ -5,6 +5,7 @@
     python train_M2.py -train --model m2 --labels 100   # M2 alone on pixels (the paper's "M2")
     python train_M2.py -train --model m2 --labels all   # M2 on pixels for run_analogy.py
 """
+import math
 import os
 
 from common import UserError, ArgumentParser, quiet_tensorflow, run_cli, save_weights
@@ -19,6 +20,7 @@ from models import m1, m2  # noqa: E402
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 N_PRUNE = 1000  # unlabelled training images on which M1's active units are found, as the authors
+N_GENERATIVE_EVAL = 1000  # validation images for the generative classification (ten passes each)
 
 
 def parse_args(argv=None):
@@ -100,20 +102,26 @@ def train(args):
         beta = m2.label_weight(args.alpha, len(x_train), args.n_labels)
         run.log(f"{len(labelled)} labelled, {len(unlabelled)} unlabelled, {args.batches} minibatches of "
                 f"{batches[0].shape[1]} + {batches[1].shape[1]}; beta = {beta:g}; weights chosen on {selected_on}")
+        run.log(f"entropy: mean H(q(y|x)) on the validation images, nats ({math.log(10):.3f} is a uniform q); "
+                f"gen err: validation error of argmax_y L(x, y) on the first {N_GENERATIVE_EVAL}")
         step = m2.make_train_step(model, optimizer, features, y_train, rng, args.alpha, args.n_labels)
 
         def evaluate_epoch(epoch):
             v_err = m2.error_rate(model, features.eval["valid"], splits["valid"][1])
             v_bound = m2.validation_bound(model, features.valid_bound_x, splits["valid"][1], mnist.EVAL_SEED)
+            gen_err = m2.generative_error_rate(model, features.valid_bound_x[:N_GENERATIVE_EVAL],
+                                               splits["valid"][1][:N_GENERATIVE_EVAL], mnist.EVAL_SEED)
             return {"score": -v_err if len(unlabelled) else v_bound, "valid_error": v_err,
                     "test_error": m2.error_rate(model, features.eval["test"], splits["test"][1]),
-                    "valid_labelled_bound": v_bound}
+                    "valid_labelled_bound": v_bound, "valid_entropy": m2.classifier_entropy(model, features.eval["valid"]),
+                    "valid_generative_error": gen_err}
 
         def describe(train, ev):
             return (f"L(x,y) {train['labelled_bound']:7.2f} | U(x) {train['unlabelled_bound']:7.2f} "
                     f"(rec {train['reconstruction']:7.2f}, KL {train['kl']:5.2f}) | log q(y|x) {train['log_qy']:7.4f} | "
                     f"valid L(x,y) {ev['valid_labelled_bound']:7.2f} | valid err {100 * ev['valid_error']:5.2f}% | "
-                    f"test err {100 * ev['test_error']:5.2f}%")
+                    f"test err {100 * ev['test_error']:5.2f}% | entropy {ev['valid_entropy']:5.3f} | "
+                    f"gen err {100 * ev['valid_generative_error']:5.2f}%")
 
         extra = {"m1_sha256": features.m1_sha256}
         if features.kept is not None:

@@ -254,6 +254,24 @@ def error_rate(model, x, y):
     return float(np.mean(np.argmax(logits, axis=1) != y))
 
 
+def classifier_entropy(model, x):
+    """Mean entropy of q(y|x) over images x, in nats: log K for a classifier that cannot tell."""
+    log_q = tf.nn.log_softmax(np.concatenate([model.classify(x[i: i + 5000]).numpy()
+                                              for i in range(0, len(x), 5000)]))
+    return float(tf.reduce_mean(-tf.reduce_sum(tf.exp(log_q) * log_q, axis=-1)))
+
+
+def generative_error_rate(model, x, y, eval_seed):
+    """Fraction of images whose argmax_y L(x, y), the generative model's own classification (fixed
+    noise seeded by eval_seed), is not their label. The unlabelled term pulls q(y|x) towards the
+    posterior proportional to exp L(x, y), so this says where q(y|x) is being pulled."""
+    eps = np.random.default_rng(eval_seed).standard_normal((model.n_classes, len(x), model.z_dim), np.float32)
+    bound = np.concatenate([labelled_bound(model, x[i: i + 1000], every_class(model.n_classes),
+                                           eps[:, i: i + 1000])[0].numpy() for i in range(0, len(x), 1000)],
+                           axis=1)
+    return float(np.mean(np.argmax(bound, axis=0) != y))
+
+
 def validation_bound(model, x, y, eval_seed):
     """Mean L(x, y) in nats per image on fixed noise (seeded by eval_seed): how well M2 models x."""
     eps = np.random.default_rng(eval_seed).standard_normal((len(x), model.z_dim), np.float32)

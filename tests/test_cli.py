@@ -15,6 +15,7 @@ from common import UserError, atomic_write, read_frames, read_json, save_weights
 from conftest import ROOT
 from models import m1
 from models.m1 import M1
+import training
 from training import RunFolder
 
 
@@ -102,6 +103,8 @@ def test_m2_trains_on_m1_and_evaluates_deterministically(m2_run, capsys):
     log = (out / "m2run" / "train.log").read_text()
     assert "100 labelled, 400 unlabelled, 100 minibatches of 1 + 4; beta = 0.5" in log
     assert "valid err" in log and (out / "m2.log").exists() and (out / "m2.json").exists()
+    rows = training.read_log(str(out / "m2run" / "train.log"))
+    assert all(0 <= r["entropy"] <= np.log(10) + 1e-3 and 0 <= r["gen err"] <= 1 for r in rows) and len(rows) == 2
     capsys.readouterr()
     train_M2.main(flags)
     first = capsys.readouterr().out

@@ -44,6 +44,32 @@ def test_unlabelled_bound_equals_an_explicit_loop_over_labels(likelihood):
     np.testing.assert_allclose(got, expected, rtol=1e-5)
 
 
+def test_classifier_entropy_is_the_closed_form_of_softmax_of_the_output_bias():
+    model = M2(x_dim=5, hidden=(7,), z_dim=3)
+    bias = np.linspace(-2.0, 3.0, 10).astype(np.float32)
+    model.classifier.layers[-1].kernel.assign(np.zeros(model.classifier.layers[-1].kernel.shape, np.float32))
+    model.classifier.layers[-1].bias.assign(bias)
+    q = np.exp(bias) / np.exp(bias).sum()
+    x = np.random.default_rng(0).normal(size=(7000, 5)).astype(np.float32)  # more than one 5000-image chunk
+    assert m2.classifier_entropy(model, x) == pytest.approx(-np.sum(q * np.log(q)), rel=1e-5)
+    model.classifier.layers[-1].bias.assign(np.zeros(10, np.float32))
+    assert m2.classifier_entropy(model, x) == pytest.approx(np.log(10), rel=1e-5)
+
+
+def test_generative_error_rate_is_the_argmax_of_the_labelled_bound_over_classes():
+    model = M2(x_dim=5, hidden=(7,), z_dim=3, likelihood="bernoulli")
+    random_weights(model, scale=1.0)
+    rng = np.random.default_rng(1)
+    x = (rng.random((1500, 5)) < 0.5).astype(np.float32)  # more than one 1000-image chunk
+    y = rng.integers(0, 10, 1500)
+    eps = np.random.default_rng(7).standard_normal((10, 1500, 3), np.float32)  # what eval seed 7 draws
+    bounds = np.stack([m2.labelled_bound(model, x, tf.one_hot([k] * 1500, 10), eps[k])[0].numpy()
+                       for k in range(10)])
+    expected = np.mean(np.argmax(bounds, axis=0) != y)
+    assert 0.5 < expected < 0.95  # the classes' bounds differ, and not in the labels' favour
+    assert m2.generative_error_rate(model, x, y, 7) == pytest.approx(expected)
+
+
 def test_gaussian_log_likelihood_and_labelled_bound_match_closed_forms():
     x = np.array([[0.3, -1.2]], np.float32)
     mean = np.array([[0.1, 0.4]], np.float32)
