@@ -248,16 +248,19 @@ def make_train_step(model, optimizer, inputs, labels, rng, alpha, n_labelled):
     return step
 
 
+def classifier_logits(model, x):
+    """q(y|x)'s logits [n, K] for many images, 5000 at a time."""
+    return np.concatenate([model.classify(x[i: i + 5000]).numpy() for i in range(0, len(x), 5000)])
+
+
 def error_rate(model, x, y):
     """Fraction of images whose argmax q(y|x) is not their label."""
-    logits = np.concatenate([model.classify(x[i: i + 5000]).numpy() for i in range(0, len(x), 5000)])
-    return float(np.mean(np.argmax(logits, axis=1) != y))
+    return float(np.mean(np.argmax(classifier_logits(model, x), axis=1) != y))
 
 
 def classifier_entropy(model, x):
     """Mean entropy of q(y|x) over images x, in nats: log K for a classifier that cannot tell."""
-    log_q = tf.nn.log_softmax(np.concatenate([model.classify(x[i: i + 5000]).numpy()
-                                              for i in range(0, len(x), 5000)]))
+    log_q = tf.nn.log_softmax(classifier_logits(model, x))
     return float(tf.reduce_mean(-tf.reduce_sum(tf.exp(log_q) * log_q, axis=-1)))
 
 
