@@ -22,6 +22,7 @@ from training import LABELS, PAPER, read_log  # noqa: E402
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 WEIGHTS = os.path.join(HERE, "weights", "M2")
+SWEEP = os.path.join(HERE, "docs", "m2_sweep")  # M2-alone recipe sweep on a lent GPU (its README)
 # M1+M2, N=100 runs by recipe: (label, suffix of the weights' names, colour). The fast recipe's first
 # version (300 epochs, annealed over the last 200) is kept for its curves.
 M1M2_RUNS = (("fast", "", "tab:blue"), ("fast, first version (300 epochs)", "_fast300", "tab:cyan"),
@@ -104,9 +105,10 @@ def m2_alone_figure(path):
     log has them, the entropy of q(y|x) (middle) and the error of the generative classification
     argmax_y L(x, y) (right), beside an M1+M2 run's for contrast."""
     fig, axes = plt.subplots(1, 3, figsize=(16, 4.2))
-    runs = (("m2_labels100_seed0.log", "one layer of 500, fast recipe (1e-3, 210 epochs)"),
-            ("m2_labels100_seed0_e110.log", "one layer of 500, 1e-3 annealed over epochs 60-110"),
-            ("m2_labels100_seed0_authors.log", "one layer of 500, authors' rate (3e-4)"),
+    runs = (("m2_labels100_seed0.log", "fast recipe: warm-up, then 3e-3 (shipped)"),
+            ("m2_labels100_seed0_nowarmup.log", "no warm-up, 1e-3"),
+            ("m2_labels100_seed0_e110.log", "no warm-up, 1e-3 annealed over epochs 60-110"),
+            ("m2_labels100_seed0_authors.log", "no warm-up, authors' rate (3e-4)"),
             ("m2_labels100_seed0_twolayers.log", "two layers of 500, authors' rate (3e-4)"),
             ("m1m2_labels600_seed2.log", "M1+M2, 600 labels, seed 2 (for contrast)"))
     for name, label in runs:
@@ -125,6 +127,12 @@ def m2_alone_figure(path):
             epochs = [r["epoch"] for r in diagnosed]
             axes[1].plot(epochs, [r["entropy"] for r in diagnosed], marker=".", label=label, **style)
             axes[2].plot(epochs, [100 * r["gen err"] for r in diagnosed], marker=".", label=label, **style)
+    for name, label, colour in (("w2000_3e-3", "2000-step warm-up, 3e-3", "tab:brown"),
+                                ("warm500_lr3e-3", "500-step warm-up, 3e-3", "tab:pink"),
+                                ("torchinit_lr3e-4", "the best public version's settings", "tab:olive"),
+                                ("base", "no warm-up, 1e-3", "tab:cyan")):
+        epochs, errors = sweep_curve(os.path.join(SWEEP, name + ".log"))
+        axes[0].plot(epochs, errors, ":", color=colour, label=f"GPU sweep (JAX): {label}")
     axes[0].plot(list(REFERENCE_M2_ALONE), [100 - a for a in REFERENCE_M2_ALONE.values()], "k--", marker="x",
                  label="best public version (PyTorch), its log")
     axes[0].axhline(11.97, color="grey", linestyle=":", label="paper: 11.97%")
@@ -137,8 +145,15 @@ def m2_alone_figure(path):
         ax.set_xscale("log")
         ax.set_xlabel("epoch")
         ax.grid(True, which="both", alpha=0.3)
-        ax.legend(fontsize=7)
+        ax.legend(fontsize=6)
     save(fig, path)
+
+
+def sweep_curve(path):
+    """(epochs, test error %) of a docs/m2_sweep log, whose lines read 'epoch   E | ...s | valid V test T | ...'."""
+    rows = [line.split("|") for line in open(path) if line.startswith("epoch")]
+    rows = [r for r in rows if int(r[0].split()[1]) > 0]  # the log-scaled axes start at epoch 1
+    return [int(r[0].split()[1]) for r in rows], [float(r[2].split()[3]) for r in rows]
 
 
 def table1_figure(cells, path):

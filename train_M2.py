@@ -8,6 +8,8 @@
 import math
 import os
 
+import numpy as np
+
 from common import UserError, ArgumentParser, quiet_tensorflow, run_cli, save_weights
 
 quiet_tensorflow()
@@ -21,6 +23,10 @@ from models import m1, m2  # noqa: E402
 HERE = os.path.dirname(os.path.abspath(__file__))
 N_PRUNE = 1000  # unlabelled training images on which M1's active units are found, as the authors
 N_GENERATIVE_EVAL = 1000  # validation images for the generative classification (ten passes each)
+# M2 alone from the paper's start sits at a fixed point: the decoder ignores y, so every L(x, y) is
+# alike and U(x) holds q(y|x) uniform (see the README). A warm-up on the labelled part of J first,
+# at this rate, teaches the decoder the digit before the unlabelled images weigh in.
+WARMUP_LR = 1e-3
 
 
 def parse_args(argv=None):
@@ -34,6 +40,10 @@ def parse_args(argv=None):
                    help="classification weight: beta = alpha * N_total / N_labelled (default 0.1)")
     p.add_argument("--batches", type=training.positive_int,
                    help="minibatches per epoch (default: 100 for N=100, else 200, as the authors)")
+    p.add_argument("--warmup-steps", type=training.count,
+                   help="full-batch Adam steps (rate %g) on the labelled part of the objective alone, "
+                        "L(x, y) + beta log q(y|x) over the labelled images, before the first epoch of a "
+                        "run with unlabelled images (default: the recipe's; fast M2 alone: 2000)" % WARMUP_LR)
     p.add_argument("--m1-weights", default=m1.DEFAULT_WEIGHTS, help="M1 weights file (m1m2 only)")
     args = p.parse_args(argv)
     training.apply_recipe(p, args, args.model_name)
@@ -90,9 +100,10 @@ def train(args):
         optimizer = keras.optimizers.Adam(args.lr)
         optimizer.build(model.trainable_variables)
         rng = training.make_rng(args.seed)
+        warmup_steps = args.warmup_steps if len(unlabelled) else 0
         config = {"model": args.model_name, "labels": args.n_labels, "seed": args.seed, "alpha": args.alpha,
                   "hidden": args.hidden, "z_dim": args.z_dim, "lr": args.lr, "batches": args.batches,
-                  "subset": args.subset, "m1_sha256": features.m1_sha256}
+                  "subset": args.subset, "m1_sha256": features.m1_sha256, "warmup_steps": warmup_steps}
         run.open_checkpoints(config, model=model, optimizer=optimizer, rng=rng)
         if features.kept is not None:
             run.log(f"M1 {args.m1_weights}: kept {len(features.kept)} active units {features.kept.tolist()}")
@@ -129,10 +140,21 @@ def train(args):
         task = training.Task(model, optimizer, rng, training.compile_steps(step, model.trainable_variables),
                              lambda epoch: batches, evaluate_epoch, describe,
                              lambda path: save_weights(path, model, model.get_config(), extra))
+        if warmup_steps:
+            # Its own Adam, so that the paper's objective starts from fresh moments at --lr.
+            warm_optimizer = keras.optimizers.Adam(WARMUP_LR)
+            warm_optimizer.build(model.trainable_variables)
+            warm_step = m2.make_train_step(model, warm_optimizer, features, y_train, rng, args.alpha, args.n_labels)
+            task.warm_up = training.Phase(
+                f"warm-up: {warmup_steps} full-batch steps on the labelled part", training.compile_steps(
+                    warm_step, model.trainable_variables),
+                (np.tile(labelled.astype(np.int32), (warmup_steps, 1)), np.zeros((warmup_steps, 0), np.int32)),
+                WARMUP_LR)
         record = {"recipe": args.recipe, "model": args.model_name, "labels": args.n_labels, "seed": args.seed,
                   "lr": args.lr, "lr_decay_epochs": args.lr_decay_epochs, "epochs_planned": args.epochs,
                   "alpha": args.alpha, "beta": beta, "hidden": args.hidden, "z_dim": args.z_dim,
-                  "batches": args.batches, "selected_on": selected_on, "m1_weights_sha256": features.m1_sha256,
+                  "batches": args.batches, "warmup_steps": warmup_steps, "warmup_lr": WARMUP_LR if warmup_steps else None,
+                  "selected_on": selected_on, "m1_weights_sha256": features.m1_sha256,
                   "kept_units": None if features.kept is None else features.kept.tolist()}
         training.fit(run, task, args, record)
 

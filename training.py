@@ -83,14 +83,15 @@ def shared_flags(data_path):
 
 
 # The recipes of each model, its default first: the one that made its shipped weights. fast: a peak
-# rate annealed linearly to 0 over the last epochs; authors: their constant rate (and, for M1, their
+# rate annealed linearly to 0 over the last epochs (and, for M2 alone, a warm-up on the labelled part
+# of the objective first: see train_M2.py); authors: their constant rate (and, for M1, their
 # minibatch of 1000) for their 3000 epochs. Weights of another recipe than the default carry its name.
-AUTHORS_M2 = {"epochs": 3000, "lr": 3e-4, "lr_decay_epochs": 0}
+AUTHORS_M2 = {"epochs": 3000, "lr": 3e-4, "lr_decay_epochs": 0, "warmup_steps": 0}
 RECIPES = {
     "m1": {"fast": {"epochs": 350, "lr": 3e-4, "lr_decay_epochs": 150, "batch_size": 100},
            "authors": {"epochs": 3000, "lr": 3e-4, "lr_decay_epochs": 0, "batch_size": 1000}},
-    "m1m2": {"fast": {"epochs": 450, "lr": 1e-3, "lr_decay_epochs": 250}, "authors": AUTHORS_M2},
-    "m2": {"fast": {"epochs": 210, "lr": 1e-3, "lr_decay_epochs": 110}, "authors": AUTHORS_M2},
+    "m1m2": {"fast": {"epochs": 450, "lr": 1e-3, "lr_decay_epochs": 250, "warmup_steps": 0}, "authors": AUTHORS_M2},
+    "m2": {"fast": {"epochs": 120, "lr": 3e-3, "lr_decay_epochs": 40, "warmup_steps": 2000}, "authors": AUTHORS_M2},
 }
 
 
@@ -166,6 +167,36 @@ class Task:
     describe: Callable  # (train means, metrics) -> the middle of the log line
     save: Callable  # path -> writes the weights file
     steps_per_call: int = 10
+    warm_up: "Phase" = None  # run once before the first epoch of a new run, then evaluated and logged
+
+
+@dataclasses.dataclass
+class Phase:
+    """Training steps run once, with their own compiled steps and minibatches (such as M2's warm-up)."""
+    name: str
+    train_steps: Callable
+    batches: tuple
+    lr: float
+
+
+def run_steps(train_steps, batches, steps_per_call, what, lr, last_good, bar=None):
+    """Runs train_steps (from compile_steps) over the minibatches `batches` (index arrays [steps, ...]),
+    steps_per_call a call, and returns the terms' means over the steps. A chunk that leaves any weight
+    or term non-finite stops the run (UserError naming `what`, the rate lr and `last_good`) before
+    anything is evaluated or saved."""
+    steps = len(batches[0])
+    totals = {}
+    for s in range(0, steps, steps_per_call):
+        sums, finite = train_steps(*[tf.constant(b[s: s + steps_per_call]) for b in batches])
+        sums = {k: float(v) for k, v in sums.items()}
+        if not (bool(finite) and all(math.isfinite(v) for v in sums.values())):
+            raise UserError(f"{what}: the weights or the loss became non-finite (learning rate {lr:g}); "
+                            f"stopped without evaluating or saving them; {last_good}")
+        totals = {k: totals.get(k, 0.0) + v for k, v in sums.items()}
+        if bar:
+            done = min(s + steps_per_call, steps)
+            bar.update(done, [("loss", totals["loss"] / done)])
+    return {k: v / steps for k, v in totals.items()}
 
 
 class RunFolder:
@@ -262,6 +293,13 @@ def fit(run, task, args, record):
     """
     writer = tf.summary.create_file_writer(os.path.join(run.path, "tb"))
     stem = os.path.splitext(args.weights)[0]
+    if task.warm_up and int(run.epoch) == 0:
+        start = time.time()
+        means = run_steps(task.warm_up.train_steps, task.warm_up.batches, task.steps_per_call, "the warm-up",
+                          task.warm_up.lr, run.last_good())
+        run.seconds.assign_add(time.time() - start)
+        run.log(f"{task.warm_up.name} | {task.describe(means, task.evaluate(0))} | "
+                f"{time.time() - start:5.1f} s, {float(run.seconds) / 60:6.1f} min")
     while int(run.epoch) < args.epochs:
         e = int(run.epoch) + 1
         start = time.time()
@@ -270,17 +308,7 @@ def fit(run, task, args, record):
         batches = task.epoch_batches(e)
         steps = len(batches[0])
         bar = keras.utils.Progbar(steps, stateful_metrics=["loss"], verbose=1 if sys.stdout.isatty() else 0)
-        totals = {}
-        for s in range(0, steps, task.steps_per_call):
-            sums, finite = task.train_steps(*[tf.constant(b[s: s + task.steps_per_call]) for b in batches])
-            sums = {k: float(v) for k, v in sums.items()}
-            if not (bool(finite) and all(math.isfinite(v) for v in sums.values())):
-                raise UserError(f"epoch {e}: the weights or the loss became non-finite (learning rate "
-                                f"{lr:g}); stopped without evaluating or saving them; {run.last_good()}")
-            totals = {k: totals.get(k, 0.0) + v for k, v in sums.items()}
-            done = min(s + task.steps_per_call, steps)
-            bar.update(done, [("loss", totals["loss"] / done)])
-        means = {k: v / steps for k, v in totals.items()}
+        means = run_steps(task.train_steps, batches, task.steps_per_call, f"epoch {e}", lr, run.last_good(), bar)
         run.seconds.assign_add(time.time() - start)
         run.epoch.assign(e)
         with writer.as_default(step=e):

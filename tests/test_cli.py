@@ -213,12 +213,26 @@ def test_corrupt_data_file_is_one_line_naming_it(tmp_path):
     assert result.stderr.strip().count("\n") == 0 and str(bad) in result.stderr
 
 
-def test_pixel_m2_with_unlabelled_images_has_the_papers_one_hidden_layer_by_default(tmp_path):
-    train_M2.main(["-train", "--model", "m2", "--labels", "100", "--subset", "1100", "--z-dim", "4",
-                   "--epochs", "1", "--out", str(tmp_path)])
+def test_pixel_m2_recipes_warm_up_only_in_the_fast_one():
+    fast = train_M2.parse_args(["--model", "m2", "--labels", "100"])
+    authors = train_M2.parse_args(["--model", "m2", "--labels", "100", "--recipe", "authors"])
+    stacked = train_M2.parse_args([])
+    assert (fast.warmup_steps, fast.lr, fast.epochs) == (2000, 3e-3, 120)
+    assert (authors.warmup_steps, authors.lr, authors.epochs) == (0, 3e-4, 3000)
+    assert stacked.warmup_steps == 0
+
+
+def test_pixel_m2_has_the_papers_one_hidden_layer_and_warms_up_once_not_again_on_resume(tmp_path):
+    flags = ["-train", "--model", "m2", "--labels", "100", "--subset", "1100", "--z-dim", "4",
+             "--warmup-steps", "20", "--out", str(tmp_path)]
+    train_M2.main(flags + ["--epochs", "1"])
+    train_M2.main(flags + ["--epochs", "2"])
     record = read_json(str(tmp_path / "m2_labels100_seed0.json"))
-    assert record["hidden"] == [500] and record["recipe"] == "fast" and record["lr"] == 1e-3
-    assert record["epochs_run"] == record["epochs"] == 1 and record["run_minutes"] >= record["train_minutes"]
+    assert record["hidden"] == [500] and record["recipe"] == "fast" and record["lr"] == 3e-3
+    assert record["warmup_steps"] == 20 and record["warmup_lr"] == train_M2.WARMUP_LR
+    assert record["epochs_run"] == 2 and record["run_minutes"] >= record["train_minutes"]
+    log = (tmp_path / "train.log").read_text()
+    assert log.count("warm-up: 20 full-batch steps on the labelled part") == 1 and "resumed" in log
 
 
 def test_the_shipped_frames_make_a_gif_of_at_least_ten_frames(tmp_path):
