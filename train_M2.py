@@ -8,8 +8,6 @@
 import math
 import os
 
-import numpy as np
-
 from common import UserError, ArgumentParser, quiet_tensorflow, run_cli, save_weights
 
 quiet_tensorflow()
@@ -17,7 +15,7 @@ import keras  # noqa: E402
 
 import training  # noqa: E402
 from data import mnist  # noqa: E402
-from data.features import load_features, minibatches  # noqa: E402
+from data.features import full_batches, load_features, minibatches  # noqa: E402
 from models import m1, m2  # noqa: E402
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -148,8 +146,7 @@ def train(args):
             task.warm_up = training.Phase(
                 f"warm-up: {warmup_steps} full-batch steps on the labelled part", training.compile_steps(
                     warm_step, model.trainable_variables),
-                (np.tile(labelled.astype(np.int32), (warmup_steps, 1)), np.zeros((warmup_steps, 0), np.int32)),
-                WARMUP_LR)
+                full_batches(labelled, warmup_steps), WARMUP_LR)
         record = {"recipe": args.recipe, "model": args.model_name, "labels": args.n_labels, "seed": args.seed,
                   "lr": args.lr, "lr_decay_epochs": args.lr_decay_epochs, "epochs_planned": args.epochs,
                   "alpha": args.alpha, "beta": beta, "hidden": args.hidden, "z_dim": args.z_dim,

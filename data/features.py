@@ -80,3 +80,11 @@ def minibatches(labelled, unlabelled, n_batches, seed):
     lab = rng.permutation(labelled).reshape(n_batches, -1)
     unl = rng.permutation(unlabelled).reshape(n_batches, -1)
     return lab.astype(np.int32), unl.astype(np.int32)
+
+
+def full_batches(labelled, steps):
+    """(labelled [steps, n_lab], unlabelled [steps, 0]) int32 index arrays: every labelled image in
+    every one of `steps` steps and no unlabelled image, the minibatches of M2's warm-up on the
+    labelled part of the objective."""
+    labelled = np.asarray(labelled, np.int32)
+    return np.broadcast_to(labelled, (steps, len(labelled))), np.zeros((steps, 0), np.int32)

@@ -6,7 +6,7 @@ import tensorflow as tf
 import training
 from common import UserError
 from data import mnist
-from data.features import Features, load_features, minibatches
+from data.features import Features, full_batches, load_features, minibatches
 from models import m2
 from models.m2 import M2
 
@@ -190,6 +190,5 @@ def test_the_warm_up_teaches_the_decoder_the_digit_that_the_papers_start_ignores
     optimizer.build(model.trainable_variables)
     steps = training.compile_steps(m2.make_train_step(model, optimizer, features, y, training.make_rng(0), 0.1, 100),
                                    model.trainable_variables)
-    training.run_steps(steps, (np.tile(lab.astype(np.int32), (500, 1)), np.zeros((500, 0), np.int32)), 10,
-                       "the warm-up", 1e-3, "")
+    training.run_steps(steps, full_batches(lab, 500), 10, "the warm-up", 1e-3, "")
     assert m2.generative_error_rate(model, x_lab, y[lab], eval_seed=0) < 0.5
