@@ -24,8 +24,10 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 WEIGHTS = os.path.join(HERE, "weights", "M2")
 SWEEP = os.path.join(HERE, "docs", "m2_sweep")  # M2-alone recipe sweep on a lent GPU (its README)
 # M1+M2, N=100 runs by recipe: (label, suffix of the weights' names, colour). The fast recipe's first
-# version (300 epochs, annealed over the last 200) is kept for its curves.
+# version (300 epochs, annealed over the last 200) and a trial of M2 alone's warm-up (seed 2 only) are
+# kept for their curves.
 M1M2_RUNS = (("fast", "", "tab:blue"), ("fast, first version (300 epochs)", "_fast300", "tab:cyan"),
+             ("trial, seed 2: warm-up, then 3e-3 (280 epochs)", "_warmup3e-3", "tab:green"),
              ("authors", "_authors", "tab:orange"))
 # The best public M2-alone run (PyTorch, one hidden layer of 500, 3000 epochs): its logged test
 # accuracy at N=100, by epoch, drawn as a reference beside ours.
@@ -43,13 +45,11 @@ def recipes_figure(path):
     """M1+M2, N=100: test error against epochs and against minutes of one core, both recipes."""
     fig, axes = plt.subplots(1, 2, figsize=(11, 4), sharey=True)
     for recipe, suffix, color in M1M2_RUNS:
-        for seed in (0, 1, 2):
-            log = os.path.join(WEIGHTS, f"m1m2_labels100_seed{seed}{suffix}.log")
-            if not os.path.exists(log):
-                continue
+        logs = [os.path.join(WEIGHTS, f"m1m2_labels100_seed{seed}{suffix}.log") for seed in (0, 1, 2)]
+        for i, log in enumerate(log for log in logs if os.path.exists(log)):
             rows = read_log(log)
             error = [100 * r["test err"] for r in rows]
-            label = f"{recipe} recipe" if seed == 0 else None
+            label = recipe if i == 0 else None
             axes[0].plot([r["epoch"] for r in rows], error, color=color, alpha=0.8, label=label)
             axes[1].plot([r["minutes"] for r in rows], error, color=color, alpha=0.8, label=label)
     for ax, xlabel in zip(axes, ("epoch", "minutes of training (one core each)")):
