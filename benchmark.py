@@ -5,8 +5,7 @@
 The peak is the best rate of a 2048^3 float32 matrix product, measured just before and just after
 each timed epoch, so the ratio holds on a noisy machine. FLOPs are those of the dense layers, from
 their shapes: 2 per multiply-add forward and 4 backward (gradients of inputs and of weights), so 6 per
-weight and example. Random grey images
-stand in for MNIST: timing does not depend on the pixel values.
+weight and example. Random grey images stand in for MNIST: timing does not depend on the pixel values.
 """
 import argparse
 import os
@@ -188,6 +187,7 @@ def main():
         print(f"{name}: {seconds:6.2f} s, {gflop:6.1f} GFLOP, {gflop / seconds:6.1f} GFLOP/s, "
               f"{100 * gflop / seconds / peak:5.1f}% of the float32 2048^3 matmul's {peak:.1f} GFLOP/s "
               f"({before:.1f} before, {after:.1f} after)")
+
 
 if __name__ == "__main__":
     main()

@@ -41,12 +41,18 @@ def save(fig, path):
     print(path)
 
 
+def recipe_logs(suffix):
+    """(seed, path) of each M1+M2, N=100 log of the run kind named by `suffix` (see M1M2_RUNS) that is
+    shipped, seeds 0-2 in order."""
+    paths = [(seed, os.path.join(WEIGHTS, f"m1m2_labels100_seed{seed}{suffix}.log")) for seed in (0, 1, 2)]
+    return [(seed, path) for seed, path in paths if os.path.exists(path)]
+
+
 def recipes_figure(path):
     """M1+M2, N=100: test error against epochs and against minutes of one core, both recipes."""
     fig, axes = plt.subplots(1, 2, figsize=(11, 4), sharey=True)
     for recipe, suffix, color in M1M2_RUNS:
-        logs = [os.path.join(WEIGHTS, f"m1m2_labels100_seed{seed}{suffix}.log") for seed in (0, 1, 2)]
-        for i, log in enumerate(log for log in logs if os.path.exists(log)):
+        for i, (_, log) in enumerate(recipe_logs(suffix)):
             rows = read_log(log)
             error = [100 * r["test err"] for r in rows]
             label = recipe if i == 0 else None
@@ -76,10 +82,7 @@ def recipes_table():
     lines = ["| recipe, seed | " + " | ".join(head) + " |", "| --- " * (len(head) + 1) + "|"]
     for recipe, suffix, _ in M1M2_RUNS:
         chosen = []
-        for seed in (0, 1, 2):
-            log = os.path.join(WEIGHTS, f"m1m2_labels100_seed{seed}{suffix}.log")
-            if not os.path.exists(log):
-                continue
+        for seed, log in recipe_logs(suffix):
             rows = read_log(log)
 
             def at(key, value):
