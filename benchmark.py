@@ -104,7 +104,7 @@ def m2_epoch(features, hidden, likelihood, n_lab=1, n_unl=499, steps=100, z_dim=
     if part == "relu for softplus":
         for layer in (model.encoder.first, *model.encoder.rest, model.decoder.first, *model.decoder.rest,
                       *model.classifier.layers):
-            if layer.activation is keras.activations.softplus:
+            if layer.activation is m1.softplus:
                 layer.activation = keras.activations.relu
     if part == "forward only":  # the loss and its terms, no gradient or update
         minibatch_loss = m2.make_minibatch_loss(model, inputs, y, noise, 0.1, n_lab * steps)

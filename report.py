@@ -28,6 +28,7 @@ SWEEP = os.path.join(HERE, "docs", "m2_sweep")  # M2-alone recipe sweep on a len
 # kept for their curves.
 M1M2_RUNS = (("fast", "", "tab:blue"), ("fast, first version (300 epochs)", "_fast300", "tab:cyan"),
              ("trial, seed 2: warm-up, then 3e-3 (280 epochs)", "_warmup3e-3", "tab:green"),
+             ("trial, seed 2: weight average 0.999 (320 epochs)", "_ema0.999", "tab:red"),
              ("authors", "_authors", "tab:orange"))
 # The best public M2-alone run (PyTorch, one hidden layer of 500, 3000 epochs): its logged test
 # accuracy at N=100, by epoch, drawn as a reference beside ours.

@@ -84,8 +84,9 @@ def train(args):
         optimizer.build(model.trainable_variables)
         rng = training.make_rng(args.seed, alg="philox")  # the shipped M1 was trained with Philox
         config = {"hidden": args.hidden, "z_dim": args.z_dim, "init": args.init, "seed": args.seed,
-                  "batch_size": args.batch_size, "lr": args.lr, "subset": args.subset}
-        run.open_checkpoints(config, model=model, optimizer=optimizer, rng=rng)
+                  "batch_size": args.batch_size, "lr": args.lr, "subset": args.subset, "ema": args.ema}
+        average = training.MovingAverage(model.trainable_variables, args.ema)
+        run.open_checkpoints(config, model=model, optimizer=optimizer, rng=rng, average=average)
         evaluator = m1.Evaluator(model, splits, mnist.EVAL_SEED)
         step = m1.make_train_step(model, optimizer, tf.constant(x_train), rng, len(x_train))
 
@@ -103,12 +104,12 @@ def train(args):
             return (f"train bound {train['bound']:8.2f} (rec {train['reconstruction']:8.2f}, KL {train['kl']:6.2f}) | "
                     f"valid {ev['valid_bound']:8.2f} | test {ev['test_bound']:8.2f} | active {ev['active_units']:2d}")
 
-        task = training.Task(model, optimizer, rng, training.compile_steps(step, model.trainable_variables),
+        task = training.Task(model, optimizer, rng, training.compile_steps(step, model.trainable_variables, average),
                              epoch_batches, evaluate_epoch, describe,
                              lambda path: save_weights(path, model, model.get_config()),
-                             steps_per_call=max(1, min(steps, 50)))
+                             steps_per_call=max(1, min(steps, 50)), average=average)
         record = {"recipe": args.recipe, "seed": args.seed, "batch_size": args.batch_size, "lr": args.lr,
-                  "lr_decay_epochs": args.lr_decay_epochs, "epochs_planned": args.epochs,
+                  "lr_decay_epochs": args.lr_decay_epochs, "epochs_planned": args.epochs, "ema": args.ema,
                   "hidden": args.hidden, "z_dim": args.z_dim, "init": args.init,
                   "eval": f"one-sample bound, images binarised once with seed {mnist.EVAL_SEED}, nats per image"}
         training.fit(run, task, args, record)

@@ -101,8 +101,10 @@ def train(args):
         warmup_steps = args.warmup_steps if len(unlabelled) else 0
         config = {"model": args.model_name, "labels": args.n_labels, "seed": args.seed, "alpha": args.alpha,
                   "hidden": args.hidden, "z_dim": args.z_dim, "lr": args.lr, "batches": args.batches,
-                  "subset": args.subset, "m1_sha256": features.m1_sha256, "warmup_steps": warmup_steps}
-        run.open_checkpoints(config, model=model, optimizer=optimizer, rng=rng)
+                  "subset": args.subset, "m1_sha256": features.m1_sha256, "warmup_steps": warmup_steps,
+                  "ema": args.ema}
+        average = training.MovingAverage(model.trainable_variables, args.ema)
+        run.open_checkpoints(config, model=model, optimizer=optimizer, rng=rng, average=average)
         if features.kept is not None:
             run.log(f"M1 {args.m1_weights}: kept {len(features.kept)} active units {features.kept.tolist()}")
         # With unlabelled images the model is a classifier and is chosen on validation error; with every
@@ -135,9 +137,9 @@ def train(args):
         extra = {"m1_sha256": features.m1_sha256}
         if features.kept is not None:
             extra["kept_units"] = features.kept
-        task = training.Task(model, optimizer, rng, training.compile_steps(step, model.trainable_variables),
+        task = training.Task(model, optimizer, rng, training.compile_steps(step, model.trainable_variables, average),
                              lambda epoch: batches, evaluate_epoch, describe,
-                             lambda path: save_weights(path, model, model.get_config(), extra))
+                             lambda path: save_weights(path, model, model.get_config(), extra), average=average)
         if warmup_steps:
             # Its own Adam, so that the paper's objective starts from fresh moments at --lr.
             warm_optimizer = keras.optimizers.Adam(WARMUP_LR)
@@ -149,7 +151,7 @@ def train(args):
                 full_batches(labelled, warmup_steps), WARMUP_LR)
         record = {"recipe": args.recipe, "model": args.model_name, "labels": args.n_labels, "seed": args.seed,
                   "lr": args.lr, "lr_decay_epochs": args.lr_decay_epochs, "epochs_planned": args.epochs,
-                  "alpha": args.alpha, "beta": beta, "hidden": args.hidden, "z_dim": args.z_dim,
+                  "ema": args.ema, "alpha": args.alpha, "beta": beta, "hidden": args.hidden, "z_dim": args.z_dim,
                   "batches": args.batches, "warmup_steps": warmup_steps, "warmup_lr": WARMUP_LR if warmup_steps else None,
                   "selected_on": selected_on, "m1_weights_sha256": features.m1_sha256,
                   "kept_units": None if features.kept is None else features.kept.tolist()}

@@ -13,6 +13,7 @@ References:
   Models. NIPS 2014. arXiv:1406.5298.
   D. P. Kingma, M. Welling. Auto-Encoding Variational Bayes. ICLR 2014. arXiv:1312.6114.
 """
+import glob
 import os
 
 import keras
@@ -42,10 +43,19 @@ def initializers(init):
     raise ValueError(f"init must be 'code' or 'paper', got {init!r}")
 
 
+def softplus(a):
+    """log(1 + exp(a)), the hidden layers' activation, written as max(a, 0) + log(1 + exp(-|a|)).
+
+    Equal to tf.nn.softplus within float32 rounding (2e-6); max(a, 0) is written (a + |a|) / 2 so that
+    the gradient is sigmoid(a) at a = 0 too. Under XLA on a CPU, tf.nn.softplus's log1p is not
+    vectorised well: this form made an M1+M2 training step about 20% faster (README, Speed)."""
+    return 0.5 * (a + tf.abs(a)) + tf.math.log(1.0 + tf.exp(-tf.abs(a)))
+
+
 def mlp(hidden, out_units, init, name):
     """Softplus hidden layers then a linear output layer."""
     w_init, b_init = initializers(init)
-    layers = [keras.layers.Dense(h, activation="softplus", kernel_initializer=w_init,
+    layers = [keras.layers.Dense(h, activation=softplus, kernel_initializer=w_init,
                                  bias_initializer=b_init, name=f"{name}_h{i}")
               for i, h in enumerate(hidden)]
     layers.append(keras.layers.Dense(out_units, kernel_initializer=w_init, bias_initializer=b_init,
@@ -193,14 +203,16 @@ class Evaluator:
 def load(path=DEFAULT_WEIGHTS, expect_sha256=None):
     """An M1 rebuilt from a weights file written by train_M1.py; UserError if missing or corrupt.
 
-    With expect_sha256 (recorded with M2 weights), any other M1 is refused. The model's
-    `weights_sha256` identifies it for M2 weights trained on it.
+    With expect_sha256 (recorded with M2 weights), only the M1 of that hash is taken: the file at
+    path or, failing that, a weights file beside it, so that M2 weights trained on an earlier M1
+    still load when a newer one is the default. The model's `weights_sha256` identifies it for M2
+    weights trained on it.
     """
     config, weights, _ = read_weights(path, "run `python train_M1.py -train` to train M1")
     sha256 = weights_sha256(weights)
     if expect_sha256 is not None and sha256 != expect_sha256:
-        raise UserError(f"{path} is not the M1 these M2 weights were trained on; pass that one "
-                        "with --m1-weights, or retrain M2")
+        path, config, weights = find_by_sha256(os.path.dirname(os.path.abspath(path)), expect_sha256, path)
+        sha256 = expect_sha256
     try:
         model = M1(**config)
     except (TypeError, ValueError) as e:
@@ -208,3 +220,16 @@ def load(path=DEFAULT_WEIGHTS, expect_sha256=None):
     assign_weights(model, weights, path)
     model.weights_sha256 = sha256
     return model
+
+
+def find_by_sha256(folder, sha256, asked):
+    """(path, config, weights) of the weights file in folder whose weights have this hash."""
+    for candidate in sorted(glob.glob(os.path.join(folder, "*.npz"))):
+        try:
+            config, weights, _ = read_weights(candidate, "")
+        except UserError:
+            continue
+        if weights_sha256(weights) == sha256:
+            return candidate, config, weights
+    raise UserError(f"{asked} is not the M1 these M2 weights were trained on, nor is any file beside it; "
+                    "pass that one with --m1-weights, or retrain M2")

@@ -30,7 +30,7 @@ import tensorflow_probability as tfp
 
 from common import UserError, assign_weights, read_weights
 from models import m1
-from models.m1 import bernoulli_log_prob, gaussian_kl_standard, initializers, mlp, weight_prior
+from models.m1 import bernoulli_log_prob, gaussian_kl_standard, initializers, mlp, softplus, weight_prior
 
 tfd = tfp.distributions
 
@@ -65,8 +65,8 @@ class ConditionalMLP(keras.layers.Layer):
     def __init__(self, hidden, out_units, n_classes, init, **kwargs):
         super().__init__(**kwargs)
         w_init, b_init = initializers(init)
-        self.first = LabelledDense(hidden[0], n_classes, "softplus", init, name="h0")
-        self.rest = [keras.layers.Dense(h, activation="softplus", kernel_initializer=w_init,
+        self.first = LabelledDense(hidden[0], n_classes, softplus, init, name="h0")
+        self.rest = [keras.layers.Dense(h, activation=softplus, kernel_initializer=w_init,
                                         bias_initializer=b_init, name=f"h{i + 1}")
                      for i, h in enumerate(hidden[1:])]
         self.out = keras.layers.Dense(out_units, kernel_initializer=w_init, bias_initializer=b_init,

@@ -58,6 +58,21 @@ def test_m1_resumed_run_equals_an_uninterrupted_one(m1_run, tmp_path):
         np.testing.assert_array_equal(resumed.get_tensor(name), direct.get_tensor(name), err_msg=name)
 
 
+def test_a_run_with_a_moving_average_chooses_and_saves_the_average(tmp_path, capsys):
+    out = tmp_path / "run"
+    train_M1.main(["-train", "--subset", "300", "--eval-every", "1", "--hidden", "64", "64", "--batch-size", "10",
+                   "--lr", "1e-3", "--epochs", "2", "--ema", "0.99", "--out", str(out)])
+    record = read_json(str(out / "m1.json"))
+    assert record["ema"] == 0.99
+    assert abs(record["test_bound"] - record["unaveraged_test_bound"]) > 1.0  # 60 steps: far from the last
+    log = (out / "train.log").read_text()
+    assert log.count("  unaveraged weights: ") == 2
+    capsys.readouterr()
+    train_M1.main(["--subset", "300", "--out", str(out), "--weights", str(out / "m1.npz")])
+    printed = float(capsys.readouterr().out.split("test bound ")[1].split()[0])
+    assert printed == pytest.approx(record["test_bound"], abs=0.006)
+
+
 def test_m1_evaluation_prints_bound_and_active_units(m1_run, capsys):
     out, _ = m1_run
     train_M1.main(["--subset", "300", "--out", str(out), "--weights", str(out.parent / "m1.npz")])
@@ -112,13 +127,19 @@ def test_m2_trains_on_m1_and_evaluates_deterministically(m2_run, capsys):
     assert "validation error" in first and capsys.readouterr().out == first
 
 
-def test_m2_refuses_another_m1(m2_run, tmp_path):
+def test_m2_refuses_another_m1_and_finds_its_own_beside_it(m2_run, tmp_path, capsys):
     out, flags = m2_run
     other = M1(hidden=(64, 64))
     save_weights(str(tmp_path / "other.npz"), other, other.get_config())
-    flags = flags[:flags.index("--m1-weights") + 1] + [str(tmp_path / "other.npz")] + flags[flags.index("--m1-weights") + 2:]
+    at = flags.index("--m1-weights") + 1
+    flags = flags[:at] + [str(tmp_path / "other.npz")] + flags[at + 1:]
     with pytest.raises(UserError, match="not the M1 these M2 weights were trained on"):
         train_M2.main(flags)
+    train_M2.main(flags[:at] + [str(out / "m1.npz")] + flags[at + 1:])
+    expected = capsys.readouterr().out
+    (tmp_path / "own.npz").write_bytes((out / "m1.npz").read_bytes())
+    train_M2.main(flags)  # other.npz is not its M1, own.npz beside it is
+    assert capsys.readouterr().out == expected
 
 
 def test_fully_labelled_pixel_m2_is_chosen_on_the_validation_bound(tmp_path):

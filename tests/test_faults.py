@@ -16,7 +16,7 @@ from conftest import ROOT
 M1_FLAGS = ["train_M1.py", "-train", "--subset", "5000", "--hidden", "32", "32", "--batch-size", "10",
             "--epochs", "6", "--eval-every", "1", "--threads", "1"]
 M2_FLAGS = ["train_M2.py", "-train", "--subset", "2100", "--labels", "100", "--hidden", "16", "--z-dim", "4",
-            "--epochs", "6", "--eval-every", "1", "--threads", "1"]
+            "--epochs", "6", "--eval-every", "1", "--threads", "1", "--ema", "0.9"]  # the average is resumed too
 
 
 def start(args, out):
@@ -42,7 +42,7 @@ def wait_for(path, text, timeout=300):
 def checkpoint_tensors(run_dir):
     reader = tf.train.load_checkpoint(tf.train.latest_checkpoint(os.path.join(run_dir, "ckpt")))
     return {name: reader.get_tensor(name) for name in reader.get_variable_to_shape_map()
-            if "model" in name or "optimizer" in name or "rng" in name or "epoch" in name}
+            if any(part in name for part in ("model", "optimizer", "rng", "epoch", "average"))}
 
 
 def weight_arrays(path):

@@ -111,3 +111,31 @@ def test_learning_rate_is_constant_then_linear_over_the_last_epochs():
     rates = [training.learning_rate(1e-3, 10, 4, e) for e in range(1, 11)]
     np.testing.assert_allclose(rates, [1e-3] * 6 + [1e-3, 7.5e-4, 5e-4, 2.5e-4])
     assert {training.learning_rate(3e-4, 10, 0, e) for e in range(1, 11)} == {3e-4}
+
+
+def test_softplus_equals_tf_softplus_and_its_gradient_is_the_sigmoid():
+    a = tf.constant(np.concatenate([np.linspace(-100, 100, 2001), [-1e-3, 1e-3, 30.5, -30.5]]), tf.float32)
+    with tf.GradientTape() as tape:
+        tape.watch(a)
+        y = m1.softplus(a)
+    np.testing.assert_allclose(y.numpy(), tf.nn.softplus(a).numpy(), rtol=1e-6, atol=2e-6)
+    np.testing.assert_allclose(tape.gradient(y, a).numpy(), tf.sigmoid(a).numpy(), rtol=1e-6, atol=1e-7)
+
+
+def test_moving_average_is_the_closed_form_and_is_put_back_after_use():
+    v = [tf.Variable([1.0, 2.0]), tf.Variable([[3.0]])]
+    average = training.MovingAverage(v, 0.9)
+    v[0].assign([5.0, 6.0])
+    v[1].assign([[7.0]])
+    average.update(v, 3)  # three steps at 0.9 each: the old average keeps 0.729
+    expected = [0.729 * np.array([1.0, 2.0]) + 0.271 * np.array([5.0, 6.0]), [[0.729 * 3 + 0.271 * 7]]]
+    with average.applied(v):
+        for var, want in zip(v, expected):
+            np.testing.assert_allclose(var.numpy(), want, rtol=1e-6)
+    np.testing.assert_array_equal(v[0].numpy(), [5.0, 6.0])
+    np.testing.assert_array_equal(v[1].numpy(), [[7.0]])
+    none = training.MovingAverage(v, 0.0)
+    none.update(v, 3)
+    with none.applied(v):
+        np.testing.assert_array_equal(v[0].numpy(), [5.0, 6.0])
+    assert none.averages == []
