@@ -48,7 +48,7 @@ def softplus(a):
 
     Equal to tf.nn.softplus within float32 rounding (2e-6); max(a, 0) is written (a + |a|) / 2 so that
     the gradient is sigmoid(a) at a = 0 too. Under XLA on a CPU, tf.nn.softplus's log1p is not
-    vectorised well: this form made an M1+M2 training step about 20% faster (README, Speed)."""
+    vectorised well: this form made an M1+M2 training epoch about 12% faster (README, Speed)."""
     return 0.5 * (a + tf.abs(a)) + tf.math.log(1.0 + tf.exp(-tf.abs(a)))
 
 
