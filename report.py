@@ -24,9 +24,10 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 WEIGHTS = os.path.join(HERE, "weights", "M2")
 SWEEP = os.path.join(HERE, "docs", "m2_sweep")  # M2-alone recipe sweep on a lent GPU (its README)
 # M1+M2, N=100 runs by recipe: (label, suffix of the weights' names, colour). The fast recipe's first
-# version (300 epochs, annealed over the last 200) and a trial of M2 alone's warm-up (seed 2 only) are
-# kept for their curves.
+# version (300 epochs, annealed over the last 200), the fast recipe on the weight-averaged M1 and
+# trials on seed 2 only are kept for their curves.
 M1M2_RUNS = (("fast", "", "tab:blue"), ("fast, first version (300 epochs)", "_fast300", "tab:cyan"),
+             ("fast, on the weight-averaged M1 (-88.62 nats)", "_m1ema", "tab:purple"),
              ("trial, seed 2: warm-up, then 3e-3 (280 epochs)", "_warmup3e-3", "tab:green"),
              ("trial, seed 2: weight average 0.999 (320 epochs)", "_ema0.999", "tab:red"),
              ("authors", "_authors", "tab:orange"))

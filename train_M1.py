@@ -95,7 +95,6 @@ def train(args):
             return (order[: steps * args.batch_size].reshape(steps, args.batch_size).astype(np.int32),)
 
         def evaluate_epoch(epoch):
-            add_frame(os.path.join(args.out, "frames.npz"), epoch, digit_grid(evaluator.reconstructions(), 8, 16))
             (v_bound, v_rec, v_kl), t_bound = evaluator.bound("valid"), evaluator.bound("test")[0]
             return {"score": v_bound, "valid_bound": v_bound, "valid_reconstruction": v_rec,
                     "valid_kl": v_kl, "test_bound": t_bound, "active_units": evaluator.active()}
@@ -107,7 +106,9 @@ def train(args):
         task = training.Task(model, optimizer, rng, training.compile_steps(step, model.trainable_variables, average),
                              epoch_batches, evaluate_epoch, describe,
                              lambda path: save_weights(path, model, model.get_config()),
-                             steps_per_call=max(1, min(steps, 50)), average=average)
+                             steps_per_call=max(1, min(steps, 50)), average=average,
+                             picture=lambda epoch: add_frame(os.path.join(args.out, "frames.npz"), epoch,
+                                                             digit_grid(evaluator.reconstructions(), 8, 16)))
         record = {"recipe": args.recipe, "seed": args.seed, "batch_size": args.batch_size, "lr": args.lr,
                   "lr_decay_epochs": args.lr_decay_epochs, "epochs_planned": args.epochs, "ema": args.ema,
                   "hidden": args.hidden, "z_dim": args.z_dim, "init": args.init,

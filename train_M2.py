@@ -80,7 +80,8 @@ def evaluate(args):
     v_bound = m2.validation_bound(model, features.valid_bound_x, splits["valid"][1], mnist.EVAL_SEED)
     v_err = m2.error_rate(model, features.eval["valid"], splits["valid"][1])
     t_err = m2.error_rate(model, features.eval["test"], splits["test"][1])
-    print(f"{args.model_name} labels={args.labels} seed={args.seed} ({args.weights}): validation bound "
+    # The weights' name, not --labels and --seed: those need not be what made the weights given by --weights.
+    print(f"{args.weights}: validation bound "
           f"L(x,y) {v_bound:.2f}, validation error {100 * v_err:.2f}%, test error {100 * t_err:.2f}%")
 
 

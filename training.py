@@ -212,6 +212,7 @@ class Task:
     steps_per_call: int = 10
     warm_up: "Phase" = None  # run once before the first epoch of a new run, then evaluated and logged
     average: MovingAverage = None  # updated by train_steps; evaluated and saved in the weights' place
+    picture: Callable = None  # epoch -> keeps a picture of the weights chosen on, once per evaluation
 
 
 @dataclasses.dataclass
@@ -368,6 +369,8 @@ def fit(run, task, args, record):
         unaveraged = task.evaluate(e) if average.averages else None
         with average.applied(task.model.trainable_variables):
             metrics = task.evaluate(e)
+            if task.picture:
+                task.picture(e)
             is_best = metrics["score"] > float(run.best_score)
             if unaveraged:
                 metrics.update({f"unaveraged_{k}": v for k, v in unaveraged.items() if k != "score"})

@@ -225,6 +225,8 @@ def load(path=DEFAULT_WEIGHTS, expect_sha256=None):
 def find_by_sha256(folder, sha256, asked):
     """(path, config, weights) of the weights file in folder whose weights have this hash."""
     for candidate in sorted(glob.glob(os.path.join(folder, "*.npz"))):
+        if os.path.abspath(candidate) == os.path.abspath(asked):
+            continue  # already read, and not of this hash
         try:
             config, weights, _ = read_weights(candidate, "")
         except UserError:
