@@ -2,10 +2,13 @@
 
     python benchmark.py
 
-The peak is the best rate of a 2048^3 float32 matrix product, measured just before and just after
-each timed epoch, so the ratio holds on a noisy machine. FLOPs are those of the dense layers, from
-their shapes: 2 per multiply-add forward and 4 backward (gradients of inputs and of weights), so 6 per
-weight and example. Random grey images stand in for MNIST: timing does not depend on the pixel values.
+The peak is the best rate of a 2048^3 float32 matrix product. The machines here are shared, and
+their speed drifts by up to 20% within minutes, so each epoch is timed several times (--rounds),
+each time between two measures of the peak, and a row gives the median over the rounds of the
+epoch's seconds and of its share of the peak measured around it, with the share's range. FLOPs are
+those of the dense layers, from their shapes: 2 per multiply-add forward and 4 backward (gradients of
+inputs and of weights), so 6 per weight and example. Random grey images stand in for MNIST: timing
+does not depend on the pixel values.
 """
 import argparse
 import os
@@ -24,7 +27,7 @@ from models import m1, m2  # noqa: E402
 
 
 def best_time(fn, repeats):
-    fn()  # compile
+    """The least of `repeats` wall-clock timings of fn(), in seconds."""
     times = []
     for _ in range(repeats):
         start = time.perf_counter()
@@ -33,19 +36,33 @@ def best_time(fn, repeats):
     return min(times)
 
 
-def matmul_peak(n=2048, repeats=10):
+def make_matmul_peak(n=2048):
+    """peak(repeats) -> GFLOP/s of the fastest of `repeats` float32 n^3 matrix products."""
     a = tf.random.normal([n, n])
     b = tf.random.normal([n, n])
     f = tf.function(lambda: tf.matmul(a, b), jit_compile=True)
-    return 2 * n ** 3 / best_time(lambda: f().numpy(), repeats) / 1e9
+    f().numpy()  # compile
+    return lambda repeats: 2 * n ** 3 / best_time(lambda: f().numpy(), repeats) / 1e9
+
+
+def time_against_peak(epoch, gflop, peak, rounds, peak_repeats=5):
+    """Times epoch() `rounds` times, measuring the peak (GFLOP/s) before and after each; returns the
+    seconds of each round, the share of the peak each reached (its GFLOP/s over the mean of the
+    peaks around it) and every peak measured."""
+    peaks, seconds = [peak(peak_repeats)], []
+    for _ in range(rounds):
+        seconds.append(best_time(epoch, 1))
+        peaks.append(peak(peak_repeats))
+    shares = [gflop / s / ((before + after) / 2) for s, before, after in zip(seconds, peaks, peaks[1:])]
+    return seconds, shares, peaks
 
 
 def chain_macs(sizes):
     return sum(a * b for a, b in zip(sizes[:-1], sizes[1:]))
 
 
-def m1_epoch(batch_size, hidden, z_dim=50, n=50_000, repeats=3):
-    """Seconds and GFLOP of one epoch of M1's training steps, run as train_M1 runs them."""
+def m1_epoch(batch_size, hidden, z_dim=50, n=50_000):
+    """One epoch of M1's training steps, run as train_M1 runs them (a callable), and its GFLOP."""
     model = m1.M1(hidden=hidden, z_dim=z_dim)
     optimizer = keras.optimizers.Adam(3e-4)
     optimizer.build(model.trainable_variables)
@@ -59,9 +76,8 @@ def m1_epoch(batch_size, hidden, z_dim=50, n=50_000, repeats=3):
         for chunk in chunks:
             out = steps(chunk)
         out[1].numpy()
-    seconds = best_time(epoch, repeats)
     macs = chain_macs([784, *hidden, 2 * z_dim]) + chain_macs([z_dim, *hidden, 784])
-    return seconds, 6 * macs * n / 1e9
+    return epoch, 6 * macs * n / 1e9
 
 
 class NoiseStandIn:
@@ -82,9 +98,8 @@ class NoiseStandIn:
 M2_PARTS = ("whole step", "no noise", "uniform noise", "relu for softplus", "forward only")
 
 
-def m2_epoch(features, hidden, likelihood, n_lab=1, n_unl=499, steps=100, z_dim=50, k=10, repeats=3,
-             part="whole step"):
-    """Seconds and GFLOP of one epoch of M2's training steps (1 + 499 images, 100 steps, 10 a call),
+def m2_epoch(features, hidden, likelihood, n_lab=1, n_unl=499, steps=100, z_dim=50, k=10, part="whole step"):
+    """One epoch of M2's training steps (1 + 499 images, 100 steps, 10 a call; a callable) and its GFLOP,
     on random stand-ins for M1's features (features > 0) or binarised pixels (784, bernoulli);
     `part` one of M2_PARTS (the GFLOP are the whole step's whatever the part)."""
     n = (n_lab + n_unl) * steps
@@ -122,7 +137,6 @@ def m2_epoch(features, hidden, likelihood, n_lab=1, n_unl=499, steps=100, z_dim=
         for lab, unl in chunks:
             out = run(lab, unl)
         out[1].numpy()
-    seconds = best_time(epoch, repeats)
     x_params = 2 * features if likelihood == "gaussian" else features
     classifier = chain_macs([features, *hidden, k])
     encoder_x = features * hidden[0]  # once per example: the class enters as one added row
@@ -131,7 +145,7 @@ def m2_epoch(features, hidden, likelihood, n_lab=1, n_unl=499, steps=100, z_dim=
     per_labelled = classifier + encoder_x + encoder_rest + decoder
     per_unlabelled = classifier + encoder_x + k * (encoder_rest + decoder)
     macs = steps * (n_lab * per_labelled + n_unl * per_unlabelled)
-    return seconds, 6 * macs / 1e9
+    return epoch, 6 * macs / 1e9
 
 
 def cpu_description():
@@ -163,6 +177,8 @@ def main():
     p.add_argument("--parts", action="store_true",
                    help="also time the M1+M2 epoch by parts: without noise, with uniform noise, with "
                         "ReLU for softplus, forward only")
+    p.add_argument("--rounds", type=int, default=5,
+                   help="timings of each epoch, each between two measures of the peak (default 5)")
     args = p.parse_args()
     training.set_threads(args.threads)
     threads = tf.config.threading.get_intra_op_parallelism_threads() or "all"
@@ -175,19 +191,15 @@ def main():
                  for part in M2_PARTS[1:]]
     if args.pixels:
         rows.append(("M2 on pixels epoch, 784-500-50, 1 + 499 x 100",
-                     lambda: m2_epoch(784, [500], "bernoulli", repeats=1)))
-    # The peak drifts by up to 20% within minutes on a shared machine: each row is set against the
-    # mean of a peak measured just before it and one just after.
-    after = matmul_peak()
-    for name, timed in rows:
-        before = after
-        seconds, gflop = timed()
-        after = matmul_peak()
-        peak = (before + after) / 2
-        print(f"{name}: {seconds:6.2f} s, {gflop:6.1f} GFLOP, {gflop / seconds:6.1f} GFLOP/s, "
-              f"{100 * gflop / seconds / peak:5.1f}% of the float32 2048^3 matmul's {peak:.1f} GFLOP/s "
-              f"({before:.1f} before, {after:.1f} after)")
-
+                     lambda: m2_epoch(784, [500], "bernoulli")))
+    peak = make_matmul_peak()
+    for name, build in rows:
+        epoch, gflop = build()
+        epoch()  # compile
+        seconds, shares, peaks = time_against_peak(epoch, gflop, peak, args.rounds)
+        print(f"{name}: {np.median(seconds):6.2f} s, {gflop:6.1f} GFLOP, {gflop / np.median(seconds):6.1f} GFLOP/s, "
+              f"{100 * np.median(shares):5.1f}% of the float32 2048^3 matmul's peak (median of {args.rounds}: "
+              f"{100 * min(shares):.1f}-{100 * max(shares):.1f}%; peak {min(peaks):.1f}-{max(peaks):.1f} GFLOP/s)")
 
 if __name__ == "__main__":
     main()
