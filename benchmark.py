@@ -165,21 +165,21 @@ def cpu_description():
     return f"{model}, {os.cpu_count()} cores; {' '.join(f for f in wanted if f in flags) or 'no AVX2'}"
 
 
-def main():
+def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--m1-batch", type=int, default=100, help="M1 minibatch size (default 100)")
-    p.add_argument("--m2-features", type=int, default=24, help="active M1 units fed to M2 (default 24, "
+    p.add_argument("--m1-batch", type=training.positive_int, default=100, help="M1 minibatch size (default 100)")
+    p.add_argument("--m2-features", type=training.positive_int, default=24, help="active M1 units fed to M2 (default 24, "
                                                                    "the shipped M1's)")
     p.add_argument("--pixels", action="store_true", help="also time an epoch of M2 on pixels (784-500-50)")
-    p.add_argument("--threads", type=int, default=0,
+    p.add_argument("--threads", type=training.count, default=0,
                    help="TensorFlow threads (default 0: all); 1, pinned with taskset, measures one core "
                         "while the other trains")
     p.add_argument("--parts", action="store_true",
                    help="also time the M1+M2 epoch by parts: without noise, with uniform noise, with "
                         "ReLU for softplus, forward only")
-    p.add_argument("--rounds", type=int, default=5,
+    p.add_argument("--rounds", type=training.positive_int, default=5,
                    help="timings of each epoch, each between two measures of the peak (default 5)")
-    args = p.parse_args()
+    args = p.parse_args(argv)
     training.set_threads(args.threads)
     threads = tf.config.threading.get_intra_op_parallelism_threads() or "all"
     print(f"{time.strftime('%Y-%m-%d')}, {cpu_description()}, {threads} threads")
@@ -200,6 +200,7 @@ def main():
         print(f"{name}: {np.median(seconds):6.2f} s, {gflop:6.1f} GFLOP, {gflop / np.median(seconds):6.1f} GFLOP/s, "
               f"{100 * np.median(shares):5.1f}% of the float32 2048^3 matmul's peak (median of {args.rounds}: "
               f"{100 * min(shares):.1f}-{100 * max(shares):.1f}%; peak {min(peaks):.1f}-{max(peaks):.1f} GFLOP/s)")
+
 
 if __name__ == "__main__":
     main()

@@ -30,3 +30,11 @@ def test_m2_epoch_flops_are_six_per_weight_and_example_of_the_models_dense_layer
     macs = 100 * (1 * (classifier + encoder_x + per_class) + 499 * (classifier + encoder_x + 10 * per_class))
     _, gflop = benchmark.m2_epoch(features, hidden, likelihood)
     assert gflop == pytest.approx(6 * macs / 1e9)
+
+
+@pytest.mark.parametrize("flag", [["--rounds", "0"], ["--m1-batch", "0"], ["--threads", "-1"], ["--m2-features", "x"]])
+def test_bad_flags_end_with_a_usage_error_before_any_timing(flag, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        benchmark.main(flag)
+    assert exit_info.value.code == 2
+    assert "must be an integer" in capsys.readouterr().err
