@@ -24,10 +24,11 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 WEIGHTS = os.path.join(HERE, "weights", "M2")
 SWEEP = os.path.join(HERE, "docs", "m2_sweep")  # M2-alone recipe sweep on a lent GPU (its README)
 # M1+M2, N=100 runs by recipe: (label, suffix of the weights' names, colour). The fast recipe's first
-# version (300 epochs, annealed over the last 200), the fast recipe on the weight-averaged M1 and
+# version (300 epochs, annealed over the last 200), the fast recipe on two better M1s and
 # trials on seed 2 only are kept for their curves.
 M1M2_RUNS = (("fast", "", "tab:blue"), ("fast, first version (300 epochs)", "_fast300", "tab:cyan"),
              ("fast, on the weight-averaged M1 (-88.62 nats)", "_m1ema", "tab:purple"),
+             ("fast, on the M1 with a N(0, 0.3²) weight prior (-87.88 nats)", "_m1prior", "tab:brown"),
              ("trial, seed 2: warm-up, then 3e-3 (280 epochs)", "_warmup3e-3", "tab:green"),
              ("trial, seed 2: weight average 0.999 (320 epochs)", "_ema0.999", "tab:red"),
              ("authors", "_authors", "tab:orange"))
@@ -69,7 +70,8 @@ def recipes_figure(path):
     axes[0].set_ylabel("test error (%)")
     axes[0].yaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
     axes[0].set_yticks([2.5, 3, 4, 5, 7, 10, 20, 50], ["2.5", "3", "4", "5", "7", "10", "20", "50"])
-    axes[0].legend()
+    # Below the plots: inside, the legend hid the early curves.
+    fig.legend(*axes[0].get_legend_handles_labels(), loc="upper center", ncol=3, bbox_to_anchor=(0.5, 0.0))
     fig.suptitle("M1+M2, 100 labels, seeds 0-2: the fast recipe (peak 1e-3, annealed) and the authors' (3e-4)")
     save(fig, path)
 

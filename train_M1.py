@@ -29,6 +29,9 @@ def parse_args(argv=None):
     p.add_argument("--batch-size", type=training.positive_int, help="minibatch size (default: the recipe's)")
     p.add_argument("--init", choices=["code", "paper"], default="code",
                    help="code: W~N(0,1/fan_in), b~N(0,1e-6) (default); paper: W~N(0,1e-6), b=0")
+    p.add_argument("--prior-sd", type=training.positive_float, default=1.0,
+                   help="standard deviation of the Gaussian prior on every weight (default 1, the authors'); "
+                        "a smaller one is a stronger L2 decay")
     p.add_argument("--gif", nargs="?", const=SHIPPED_FRAMES, metavar="FRAMES",
                    help="only turn a frames file (default: the shipped M1 run's, docs/M1_training_frames.npz; "
                         "a run's is <out>/frames.npz) into M1_training.gif beside it")
@@ -84,11 +87,12 @@ def train(args):
         optimizer.build(model.trainable_variables)
         rng = training.make_rng(args.seed, alg="philox")  # the shipped M1 was trained with Philox
         config = {"hidden": args.hidden, "z_dim": args.z_dim, "init": args.init, "seed": args.seed,
-                  "batch_size": args.batch_size, "lr": args.lr, "subset": args.subset, "ema": args.ema}
+                  "batch_size": args.batch_size, "lr": args.lr, "subset": args.subset, "ema": args.ema,
+                  "prior_sd": args.prior_sd}
         average = training.MovingAverage(model.trainable_variables, args.ema)
         run.open_checkpoints(config, model=model, optimizer=optimizer, rng=rng, average=average)
         evaluator = m1.Evaluator(model, splits, mnist.EVAL_SEED)
-        step = m1.make_train_step(model, optimizer, tf.constant(x_train), rng, len(x_train))
+        step = m1.make_train_step(model, optimizer, tf.constant(x_train), rng, len(x_train), args.prior_sd)
 
         def epoch_batches(epoch):
             order = np.random.default_rng([args.seed, epoch]).permutation(len(x_train))
@@ -111,6 +115,7 @@ def train(args):
                                                              digit_grid(evaluator.reconstructions(), 8, 16)))
         record = {"recipe": args.recipe, "seed": args.seed, "batch_size": args.batch_size, "lr": args.lr,
                   "lr_decay_epochs": args.lr_decay_epochs, "epochs_planned": args.epochs, "ema": args.ema,
+                  "prior_sd": args.prior_sd,
                   "hidden": args.hidden, "z_dim": args.z_dim, "init": args.init,
                   "eval": f"one-sample bound, images binarised once with seed {mnist.EVAL_SEED}, nats per image"}
         training.fit(run, task, args, record)

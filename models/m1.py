@@ -6,7 +6,7 @@ q(z|x) = N(mu(x), diag(exp(logvar(x)))). Training maximises, per image, the evid
     L(x) = E_q(z|x)[log p(x|z)] - KL(q(z|x) || p(z)) <= log p(x),
 
 estimated with one reparameterised sample z = mu + exp(logvar / 2) * eps, eps ~ N(0, I), the KL in
-closed form, plus a N(0, 1) prior on every weight (the authors' L2 term, see `weight_prior`).
+closed form, plus a N(0, sd^2) prior on every weight (an L2 term; the authors' sd is 1, see `weight_prior`).
 
 References:
   D. P. Kingma, D. J. Rezende, S. Mohamed, M. Welling. Semi-Supervised Learning with Deep Generative
@@ -127,25 +127,26 @@ def elbo(model, x, eps):
     return log_px_z - kl_z, log_px_z, kl_z
 
 
-def weight_prior(model):
-    """log N(theta | 0, I) over every weight and bias, without its constant: -sum(theta^2) / 2."""
-    return -0.5 * tf.add_n([tf.reduce_sum(tf.square(v)) for v in model.trainable_variables])
+def weight_prior(model, sd=1.0):
+    """log N(theta | 0, sd^2 I) over every weight and bias, without its constant:
+    -sum(theta^2) / (2 sd^2). The authors use sd = 1."""
+    return -0.5 * tf.add_n([tf.reduce_sum(tf.square(v)) for v in model.trainable_variables]) / sd ** 2
 
 
-def loss_fn(model, x, eps, n_train):
-    """Minimised per step: -(mean bound) - log p(theta) / n_train.
+def loss_fn(model, x, eps, n_train, prior_sd=1.0):
+    """Minimised per step: -(mean bound) - log p(theta) / n_train, with p(theta) = N(0, prior_sd^2 I).
 
     The authors add the weight prior with weight batch/N_train to a minibatch's summed bound; dividing
     both by the batch size gives this per-image form.
     Returns: the loss and the minibatch's mean terms {"loss", "bound", "reconstruction", "kl"}.
     """
     bound, log_px_z, kl_z = elbo(model, x, eps)
-    loss = -tf.reduce_mean(bound) - weight_prior(model) / n_train
+    loss = -tf.reduce_mean(bound) - weight_prior(model, prior_sd) / n_train
     return loss, {"loss": loss, "bound": tf.reduce_mean(bound),
                   "reconstruction": tf.reduce_mean(log_px_z), "kl": tf.reduce_mean(kl_z)}
 
 
-def make_train_step(model, optimizer, x_train, rng, n_train):
+def make_train_step(model, optimizer, x_train, rng, n_train, prior_sd=1.0):
     """step(indices [batch]) -> mean terms: one Adam step on training images x_train (grey values,
     a tensor), each binarised afresh, with fresh noise."""
     def step(indices):
@@ -153,7 +154,7 @@ def make_train_step(model, optimizer, x_train, rng, n_train):
         x = tf.cast(rng.uniform(tf.shape(grey)) < grey, tf.float32)
         eps = rng.normal([tf.shape(grey)[0], model.z_dim])
         with tf.GradientTape() as tape:
-            loss, terms = loss_fn(model, x, eps, n_train)
+            loss, terms = loss_fn(model, x, eps, n_train, prior_sd)
         optimizer.apply(tape.gradient(loss, model.trainable_variables), model.trainable_variables)
         return terms
     return step

@@ -86,7 +86,7 @@ def test_m1_stops_on_a_non_finite_loss_naming_the_last_good_checkpoint(m1_run, m
     before = tf.train.latest_checkpoint(str(out / "ckpt"))
     weights = (out.parent / "m1.npz").read_bytes()
 
-    def nan_loss(model, x, eps, n_train):
+    def nan_loss(model, x, eps, n_train, prior_sd):
         loss = tf.add_n([tf.reduce_sum(v) for v in model.trainable_variables]) * np.nan
         return loss, {"loss": loss}
     monkeypatch.setattr(m1, "loss_fn", nan_loss)
@@ -204,6 +204,7 @@ def run_script(*args):
 @pytest.mark.parametrize("args, message", [
     (["train_M1.py", "--epochs", "0"], "argument --epochs: must be an integer of at least 1"),
     (["train_M1.py", "-train", "--lr", "inf"], "argument --lr: must be a finite number above 0"),
+    (["train_M1.py", "-train", "--prior-sd", "0"], "argument --prior-sd: must be a finite number above 0"),
     (["train_M2.py", "-train", "--lr", "nan"], "argument --lr: must be a finite number above 0"),
     (["train_M2.py", "-train", "--seed", "-1"], "argument --seed: must be an integer in [0, 4294967295]"),
     (["train_M1.py", "-train", "--seed", "4294967296"], "argument --seed: must be an integer in [0, 4294967295]"),

@@ -64,6 +64,10 @@ def test_bound_of_a_tiny_model_equals_numpy_by_hand():
     np.testing.assert_allclose(float(m1.weight_prior(model)), prior, rtol=1e-5)
     loss, _ = m1.loss_fn(model, tf.constant(x), tf.constant(eps), n_train=1000)
     np.testing.assert_allclose(float(loss), -np.mean(log_px_z - kl) - prior / 1000, rtol=1e-4)
+    # A prior N(0, 0.5^2) is four times the L2 term of N(0, 1).
+    np.testing.assert_allclose(float(m1.weight_prior(model, sd=0.5)), 4 * prior, rtol=1e-5)
+    loss, _ = m1.loss_fn(model, tf.constant(x), tf.constant(eps), n_train=1000, prior_sd=0.5)
+    np.testing.assert_allclose(float(loss), -np.mean(log_px_z - kl) - 4 * prior / 1000, rtol=1e-4)
 
 
 def test_active_units_counts_varying_posterior_means():
