@@ -113,11 +113,9 @@ def train(args):
                              steps_per_call=max(1, min(steps, 50)), average=average,
                              picture=lambda epoch: add_frame(os.path.join(args.out, "frames.npz"), epoch,
                                                              digit_grid(evaluator.reconstructions(), 8, 16)))
-        record = {"recipe": args.recipe, "seed": args.seed, "batch_size": args.batch_size, "lr": args.lr,
-                  "lr_decay_epochs": args.lr_decay_epochs, "epochs_planned": args.epochs, "ema": args.ema,
-                  "prior_sd": args.prior_sd,
-                  "hidden": args.hidden, "z_dim": args.z_dim, "init": args.init,
-                  "eval": f"one-sample bound, images binarised once with seed {mnist.EVAL_SEED}, nats per image"}
+        # The settings a checkpoint must match, and what the JSON adds: one source, so no flag is left out.
+        record = {**config, "recipe": args.recipe, "lr_decay_epochs": args.lr_decay_epochs,
+                  "epochs_planned": args.epochs, "eval": f"one-sample bound, images binarised once with seed {mnist.EVAL_SEED}, nats per image"}
         training.fit(run, task, args, record)
     make_gif(os.path.join(args.out, "frames.npz"))
 
