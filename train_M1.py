@@ -115,7 +115,8 @@ def train(args):
                                                              digit_grid(evaluator.reconstructions(), 8, 16)))
         # The settings a checkpoint must match, and what the JSON adds: one source, so no flag is left out.
         record = {**config, "recipe": args.recipe, "lr_decay_epochs": args.lr_decay_epochs,
-                  "epochs_planned": args.epochs, "eval": f"one-sample bound, images binarised once with seed {mnist.EVAL_SEED}, nats per image"}
+                  "epochs_planned": args.epochs,
+                  "eval": f"one-sample bound, images binarised once with seed {mnist.EVAL_SEED}, nats per image"}
         training.fit(run, task, args, record)
     make_gif(os.path.join(args.out, "frames.npz"))
 
