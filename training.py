@@ -64,9 +64,10 @@ def shared_flags(data_path):
     p.add_argument("--lr-decay-epochs", type=count,
                    help="anneal the rate linearly towards 0 over the last K epochs (default: the "
                         "recipe's, at most --epochs); a schedule, so it may change when resuming")
-    p.add_argument("--ema", type=number(float, 0.0, 0.999999, "a number in [0, 0.999999]"), default=0.0,
+    p.add_argument("--ema", type=number(float, 0.0, 0.999999, "a number in [0, 0.999999]"),
                    help="momentum per step of a moving average of the weights, which is evaluated, chosen "
-                        "on and saved instead of the last weights (default 0: none, in every recipe)")
+                        "on and saved instead of the last weights (default: the recipe's; 0, none, in every "
+                        "recipe but M1's fast one)")
     p.add_argument("--hidden", type=positive_int, nargs="+", help="hidden layer sizes of each MLP")
     p.add_argument("--z-dim", type=positive_int, default=50, help="latent dimensions (default 50)")
     p.add_argument("--eval-every", type=positive_int, default=10,
@@ -87,15 +88,21 @@ def shared_flags(data_path):
 
 
 # The recipes of each model, its default first: the one that made its shipped weights. fast: a peak
-# rate annealed linearly to 0 over the last epochs (and, for M2 alone, a warm-up on the labelled part
-# of the objective first: see train_M2.py); authors: their constant rate (and, for M1, their
-# minibatch of 1000) for their 3000 epochs. Weights of another recipe than the default carry its name.
-AUTHORS_M2 = {"epochs": 3000, "lr": 3e-4, "lr_decay_epochs": 0, "warmup_steps": 0}
+# rate annealed linearly to 0 over the last epochs (for M1 also a minibatch of 200, a moving average
+# of the weights and a N(0, 0.3^2) weight prior, against the over-fitting that ended every M1 run;
+# for M2 alone a warm-up on the labelled part of the objective first: see train_M2.py); authors:
+# their constant rate (and, for M1, their minibatch of 1000 and N(0, 1) prior) for their 3000 epochs.
+# Weights of another recipe than the default carry its name.
+AUTHORS_M2 = {"epochs": 3000, "lr": 3e-4, "lr_decay_epochs": 0, "warmup_steps": 0, "ema": 0.0}
 RECIPES = {
-    "m1": {"fast": {"epochs": 350, "lr": 3e-4, "lr_decay_epochs": 150, "batch_size": 100},
-           "authors": {"epochs": 3000, "lr": 3e-4, "lr_decay_epochs": 0, "batch_size": 1000}},
-    "m1m2": {"fast": {"epochs": 450, "lr": 1e-3, "lr_decay_epochs": 250, "warmup_steps": 0}, "authors": AUTHORS_M2},
-    "m2": {"fast": {"epochs": 120, "lr": 3e-3, "lr_decay_epochs": 40, "warmup_steps": 2000}, "authors": AUTHORS_M2},
+    "m1": {"fast": {"epochs": 640, "lr": 6e-4, "lr_decay_epochs": 310, "batch_size": 200, "ema": 0.9996,
+                    "prior_sd": 0.3},
+           "authors": {"epochs": 3000, "lr": 3e-4, "lr_decay_epochs": 0, "batch_size": 1000, "ema": 0.0,
+                       "prior_sd": 1.0}},
+    "m1m2": {"fast": {"epochs": 450, "lr": 1e-3, "lr_decay_epochs": 250, "warmup_steps": 0, "ema": 0.0},
+             "authors": AUTHORS_M2},
+    "m2": {"fast": {"epochs": 120, "lr": 3e-3, "lr_decay_epochs": 40, "warmup_steps": 2000, "ema": 0.0},
+           "authors": AUTHORS_M2},
 }
 
 

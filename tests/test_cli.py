@@ -235,6 +235,17 @@ def test_corrupt_data_file_is_one_line_naming_it(tmp_path):
     assert result.stderr.strip().count("\n") == 0 and str(bad) in result.stderr
 
 
+def test_m1_default_recipe_is_the_shipped_m1s_and_the_authors_one_flag_away():
+    settings = ("batch_size", "lr", "epochs", "lr_decay_epochs", "ema", "prior_sd")
+    shipped = read_json(os.path.join(ROOT, "weights", "M1", "m1.json"))
+    fast = train_M1.parse_args([])
+    assert [getattr(fast, k) for k in settings] == [shipped[k] for k in settings]
+    authors = train_M1.parse_args(["--recipe", "authors"])
+    assert [getattr(authors, k) for k in settings] == [1000, 3e-4, 3000, 0, 0.0, 1.0]
+    given = train_M1.parse_args(["--ema", "0", "--prior-sd", "1"])  # a flag given wins over the recipe
+    assert (given.ema, given.prior_sd, given.batch_size) == (0.0, 1.0, fast.batch_size)
+
+
 def test_pixel_m2_recipes_warm_up_only_in_the_fast_one():
     fast = train_M2.parse_args(["--model", "m2", "--labels", "100"])
     authors = train_M2.parse_args(["--model", "m2", "--labels", "100", "--recipe", "authors"])
