@@ -167,9 +167,10 @@ def cpu_description():
 
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--m1-batch", type=training.positive_int, default=100, help="M1 minibatch size (default 100)")
-    p.add_argument("--m2-features", type=training.positive_int, default=24, help="active M1 units fed to M2 (default 24, "
-                                                                   "the shipped M1's)")
+    p.add_argument("--m1-batch", type=training.positive_int, default=training.RECIPES["m1"]["fast"]["batch_size"],
+                   help="M1 minibatch size (default: the fast recipe's, 200)")
+    p.add_argument("--m2-features", type=training.positive_int, default=20,
+                   help="active M1 units fed to M2 (default 20, the default M1's; 24 for the first M1)")
     p.add_argument("--pixels", action="store_true", help="also time an epoch of M2 on pixels (784-500-50)")
     p.add_argument("--threads", type=training.count, default=0,
                    help="TensorFlow threads (default 0: all); 1, pinned with taskset, measures one core "
