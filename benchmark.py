@@ -10,20 +10,20 @@ those of the dense layers, from their shapes: 2 per multiply-add forward and 4 b
 inputs and of weights), so 6 per weight and example. Random grey images stand in for MNIST: timing
 does not depend on the pixel values.
 """
-import argparse
 import os
 import time
 
-from common import quiet_tensorflow
+from cli import ArgumentParser, count, positive_int, quiet_tensorflow, run_cli
 
 quiet_tensorflow()
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 import keras  # noqa: E402
 
+import recipes  # noqa: E402
 import training  # noqa: E402
-from data.features import Features  # noqa: E402
-from models import m1, m2  # noqa: E402
+from models import blocks, m1, m2  # noqa: E402
+from models.features import Features  # noqa: E402
 
 
 def best_time(fn, repeats):
@@ -67,7 +67,7 @@ def m1_epoch(batch_size, hidden, z_dim=50, n=50_000):
     optimizer = keras.optimizers.Adam(3e-4)
     optimizer.build(model.trainable_variables)
     x = tf.constant(np.random.default_rng(0).random((n, 784), dtype=np.float32))
-    step = m1.make_train_step(model, optimizer, x, training.make_rng(0, alg="philox"), n)
+    step = m1.make_train_step(model, optimizer, x, training.make_rng(0, recipes.M1_MODEL["rng"]), n)
     steps = training.compile_steps(step, model.trainable_variables)
     batches = np.arange(n // batch_size * batch_size, dtype=np.int32).reshape(-1, batch_size)
     chunks = [tf.constant(batches[s: s + 50]) for s in range(0, len(batches), 50)]
@@ -113,13 +113,13 @@ def m2_epoch(features, hidden, likelihood, n_lab=1, n_unl=499, steps=100, z_dim=
     optimizer = keras.optimizers.Adam(3e-4)
     optimizer.build(model.trainable_variables)
     y = rng.integers(0, k, n).astype(np.int32)
-    noise = training.make_rng(0)
+    noise = training.make_rng(0, recipes.M2_MODEL["rng"])
     if part in ("no noise", "uniform noise"):
         noise = NoiseStandIn(part, noise)
     if part == "relu for softplus":
         for layer in (model.encoder.first, *model.encoder.rest, model.decoder.first, *model.decoder.rest,
                       *model.classifier.layers):
-            if layer.activation is m1.softplus:
+            if layer.activation is blocks.softplus:
                 layer.activation = keras.activations.relu
     if part == "forward only":  # the loss and its terms, no gradient or update
         minibatch_loss = m2.make_minibatch_loss(model, inputs, y, noise, 0.1, n_lab * steps)
@@ -166,19 +166,19 @@ def cpu_description():
 
 
 def main(argv=None):
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--m1-batch", type=training.positive_int, default=training.RECIPES["m1"]["fast"]["batch_size"],
+    p = ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--m1-batch", type=positive_int, default=recipes.RECIPES["m1"]["fast"]["batch_size"],
                    help="M1 minibatch size (default: the fast recipe's, 200)")
-    p.add_argument("--m2-features", type=training.positive_int, default=20,
+    p.add_argument("--m2-features", type=positive_int, default=20,
                    help="active M1 units fed to M2 (default 20, the default M1's; 24 for the first M1)")
     p.add_argument("--pixels", action="store_true", help="also time an epoch of M2 on pixels (784-500-50)")
-    p.add_argument("--threads", type=training.count, default=0,
+    p.add_argument("--threads", type=count, default=0,
                    help="TensorFlow threads (default 0: all); 1, pinned with taskset, measures one core "
                         "while the other trains")
     p.add_argument("--parts", action="store_true",
                    help="also time the M1+M2 epoch by parts: without noise, with uniform noise, with "
                         "ReLU for softplus, forward only")
-    p.add_argument("--rounds", type=training.positive_int, default=5,
+    p.add_argument("--rounds", type=positive_int, default=5,
                    help="timings of each epoch, each between two measures of the peak (default 5)")
     args = p.parse_args(argv)
     training.set_threads(args.threads)
@@ -204,4 +204,4 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    main()
+    run_cli(main)

@@ -9,14 +9,14 @@ z ~ p(z) shared down each column.
 """
 import os
 
-from common import ArgumentParser, UserError, check_writable, digit_grid, quiet_tensorflow, run_cli, save_png
+from cli import ArgumentParser, UserError, positive_int, quiet_tensorflow, run_cli, seed_value
 
 quiet_tensorflow()
 
 from data import mnist  # noqa: E402
-from models import m1  # noqa: E402
-from models.m2 import load_decoder  # noqa: E402
-from training import positive_int, seed_value  # noqa: E402
+from figures import digit_grid, save_png  # noqa: E402
+from files import check_writable  # noqa: E402
+from models import m1, trained  # noqa: E402
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 
@@ -45,17 +45,17 @@ def main(argv=None):
     check_writable(os.path.dirname(os.path.abspath(args.out)))
     hint = ("run `python train_M2.py -train --model m2 --labels all --recipe authors --epochs 400` to train it"
             if args.model_name == "m2" else "run `python train_M2.py -train --recipe authors` to train it")
-    decoder = load_decoder(args.weights, args.m1_weights, hint)
-    if (decoder.m1 is None) != (args.model_name == "m2"):
+    model = trained.load(args.weights, args.m1_weights, hint)
+    if (model.m1 is None) != (args.model_name == "m2"):
         raise UserError(f"{args.weights}: an M2 for the other --model")
     x_test, y_test = mnist.load_splits(args.data)["test"]
     rows = mnist.one_per_class(y_test, args.rows, args.seed)
-    grid = decoder.analogies(x_test[rows], y_test[rows])
-    name = "M2 on pixels" if decoder.m1 is None else "M1+M2"
+    grid = model.analogies(x_test[rows], y_test[rows])
+    name = "M2 on pixels" if model.m1 is None else "M1+M2"
     save_png(args.out, digit_grid(grid.reshape(-1, 784), args.rows, 11),
              f"{name}: test image, then its style with classes 0-9")
     conditional = os.path.join(os.path.dirname(os.path.abspath(args.out)), "conditional.png")
-    save_png(conditional, digit_grid(decoder.conditional_samples(args.samples, args.seed).reshape(-1, 784),
+    save_png(conditional, digit_grid(model.conditional_samples(args.samples, args.seed).reshape(-1, 784),
                                      10, args.samples),
              f"{name}: class 0-9 per row, one random style per column")
     print(f"analogies: {args.out}\nconditional samples: {conditional}")

@@ -1,51 +1,196 @@
 """The paper's Table 1 (test error of M2 alone and M1+M2 for N = 100, 600, 1000, 3000 labels).
 
-    python table1.py --report                 # the table and docs/table1.png from the shipped results
+    python table1.py --report                 # the table into README.md and docs/table1.png, from the records
     python table1.py --jobs 2                 # trains the missing cells, two at a time, then reports
-    python table1.py --print-commands         # one training command a line, for parallel or SLURM
+    python table1.py --print-commands         # one training command a line, for GNU parallel or SLURM
 
-Each cell run is one ordinary `train_M2.py -train` command with its own run folder and JSON; this
+Each cell is one ordinary `train_M2.py -train` command with its own run folder and JSON record; this
 script only plans, launches and collects (a finished cell is skipped, an unfinished one resumes).
+It reads records and metrics files, never logs, and imports no TensorFlow.
 """
-import argparse
 import os
+import shutil
+import subprocess
+import sys
+import time
 
-from common import UserError, quiet_tensorflow, run_cli
+import matplotlib.ticker
+import numpy as np
 
-quiet_tensorflow()
-import report  # noqa: E402
-import training  # noqa: E402
+import recipes
+import report
+from cli import ArgumentParser, UserError, count, run_cli, seed_value
+from figures import plt, save_figure
+from files import atomic_write, read_json
 
-HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(os.path.abspath(__file__))
+WEIGHTS_M2 = os.path.join(ROOT, "weights", "M2")
+README = os.path.join(ROOT, "README.md")
+SWEEP_OUTPUT = os.path.join(ROOT, "temp", "table1")  # each cell's console output
+LABELS = (100, 600, 1000, 3000)
+MODELS = ("m1m2", "m2")
+SEEDS = (0, 1, 2)
+# The paper's Table 1 and the best public version (PyTorch, one seed), for comparison only.
+PAPER = {("m2", 100): "11.97 ± 1.71", ("m2", 600): "4.94 ± 0.13", ("m2", 1000): "3.60 ± 0.56",
+         ("m2", 3000): "3.92 ± 0.63", ("m1m2", 100): "3.33 ± 0.14", ("m1m2", 600): "2.59 ± 0.05",
+         ("m1m2", 1000): "2.40 ± 0.02", ("m1m2", 3000): "2.18 ± 0.04"}
+PYTORCH = {("m2", 100): "7.15", ("m1m2", 100): "2.80", ("m1m2", 600): "2.35", ("m1m2", 1000): "2.45",
+           ("m1m2", 3000): "2.44"}
+BEGIN, END = "<!-- table1 -->", "<!-- /table1 -->"
+
+
+def cells(models, labels, seeds, recipe, weights=WEIGHTS_M2):
+    """Table 1's cells, in order: (model, N, seed), each with the ordinary `train_M2.py -train`
+    command that trains it (one thread) and the stem of its weights, JSON, log and metrics."""
+    planned = []
+    for model in models:
+        for n in labels:
+            for seed in seeds:
+                command = (f"python train_M2.py -train --model {model} --labels {n} --seed {seed} "
+                           f"--recipe {recipe} --threads 1")
+                stem = os.path.join(weights, f"{model}_labels{n}_seed{seed}{recipes.suffix(model, recipe)}")
+                planned.append({"model": model, "labels": n, "seed": seed, "recipe": recipe, "command": command,
+                                "stem": stem})
+    return planned
+
+
+def every_cell(seeds=SEEDS, weights=WEIGHTS_M2):
+    """The cells of both models, every N and both recipes."""
+    return [c for recipe in ("fast", "authors") for c in cells(MODELS, LABELS, seeds, recipe, weights)]
+
+
+def finished(cell):
+    """A cell is finished when its record says its run ended (epochs_run, written at the end)."""
+    return os.path.exists(cell["stem"] + ".json") and "epochs_run" in read_json(cell["stem"] + ".json")
+
+
+def run_cells(planned, jobs):
+    """Runs the unfinished cells, `jobs` at a time, each on one thread pinned to its own core
+    (taskset, where there is one); a line per cell as it ends."""
+    todo = [c for c in planned if not finished(c)]
+    print(f"{len(planned) - len(todo)} of {len(planned)} cells finished; running {len(todo)}, {jobs} at a time")
+    running = {}  # slot -> (cell, process, start)
+    while todo or running:
+        for slot in [s for s in range(jobs) if s not in running][: len(todo)]:
+            cell = todo.pop(0)
+            pin = ["taskset", "-c", str(slot % os.cpu_count())] if shutil.which("taskset") else []
+            os.makedirs(SWEEP_OUTPUT, exist_ok=True)
+            with open(os.path.join(SWEEP_OUTPUT, os.path.basename(cell["stem"]) + ".out"), "a") as out:
+                process = subprocess.Popen(pin + [sys.executable, *cell["command"].split()[1:]], cwd=ROOT,
+                                           stdout=out, stderr=subprocess.STDOUT)
+            running[slot] = (cell, process, time.time())
+        time.sleep(5)
+        for slot, (cell, process, start) in list(running.items()):
+            if process.poll() is None:
+                continue
+            del running[slot]
+            state = ("done" if process.returncode == 0 else
+                     f"failed (exit {process.returncode}), see {SWEEP_OUTPUT}/{os.path.basename(cell['stem'])}.out")
+            print(f"{cell['model']} N={cell['labels']} seed {cell['seed']}: {state} after "
+                  f"{(time.time() - start) / 60:.1f} min", flush=True)
+
+
+def summarise(records):
+    """Mean, standard deviation (over seeds, ddof 1) and count of test errors in %, and the mean
+    minutes of a run (the whole run where it ended, else to its chosen weights)."""
+    errors = 100 * np.array([r["test_error"] for r in records])
+    std = float(np.std(errors, ddof=1)) if len(errors) > 1 else float("nan")
+    minutes = [r.get("run_minutes", r["train_minutes"]) for r in records]
+    return float(np.mean(errors)), std, len(errors), float(np.mean(minutes))
+
+
+def markdown(planned):
+    """Markdown Table 1 from the JSON records of the cells that have one: a row per N, model and
+    recipe that has results, a 'not yet run' row for an N and model with none."""
+    lines = ["| N | model | here: test error % (seeds) | minutes a run | recipe | paper | best public (PyTorch) |",
+             "| --- | --- | --- | --- | --- | --- | --- |"]
+    for n in LABELS:
+        for model in MODELS:
+            name = "M1+M2" if model == "m1m2" else "M2"
+            rows = []
+            for recipe in sorted({c["recipe"] for c in planned}):
+                group = [c for c in planned if (c["model"], c["labels"], c["recipe"]) == (model, n, recipe)]
+                done = [c for c in group if os.path.exists(c["stem"] + ".json")]
+                if not done:
+                    continue
+                mean, std, runs, minutes = summarise([read_json(c["stem"] + ".json") for c in done])
+                unfinished = sum(not finished(c) for c in done)
+                here = (f"{mean:.2f}{f' ± {std:.2f}' if runs > 1 else ''} ({runs} of {len(group)} seeds"
+                        f"{f', {unfinished} unfinished' if unfinished else ''})")
+                rows.append([here, f"{minutes:.0f}", recipe])
+            for row in rows or [["not yet run", "", ""]]:
+                lines.append(f"| {n} | {name} | " + " | ".join(row) + f" | {PAPER[(model, n)]} | {PYTORCH.get((model, n), '')} |")
+    return "\n".join(lines)
+
+
+def write_between_markers(text, path):
+    """Puts text between the BEGIN and END markers of the file at path (the README's Table 1)."""
+    readme = open(path).read()
+    if BEGIN not in readme or END not in readme:
+        raise UserError(f"{path}: no {BEGIN} ... {END} markers to put the table between")
+    head, rest = readme.split(BEGIN, 1)
+    new = head + BEGIN + "\n" + text + "\n" + END + rest.split(END, 1)[1]
+    atomic_write(path, lambda tmp: open(tmp, "w").write(new))
+
+
+def figure(planned, path):
+    """Test error against epoch of every cell that has metrics, a panel per N, coloured by model and
+    recipe, beside the paper's M1+M2."""
+    colors = {("m1m2", "fast"): "tab:blue", ("m1m2", "authors"): "tab:orange",
+              ("m2", "fast"): "tab:green", ("m2", "authors"): "tab:red"}
+    fig, axes = plt.subplots(1, len(LABELS), figsize=(4 * len(LABELS), 3.6), sharey=True)
+    for ax, n in zip(axes, LABELS):
+        named = set()
+        for cell in planned:
+            path_metrics = report.metrics_path(cell["stem"])
+            if cell["labels"] != n or not os.path.exists(path_metrics):
+                continue
+            rows = [r for r in report.read_metrics(path_metrics) if r["epoch"] > 0]
+            key = (cell["model"], cell["recipe"])
+            label = None if key in named else f"{'M1+M2' if key[0] == 'm1m2' else 'M2'}, {key[1]}"
+            named.add(key)
+            ax.plot([r["epoch"] for r in rows], [100 * r["test_error"] for r in rows], color=colors[key],
+                    alpha=0.8, label=label)
+        ax.axhline(float(PAPER[("m1m2", n)].split()[0]), color="grey", linestyle="--", linewidth=1,
+                   label="paper, M1+M2")
+        if not named:
+            ax.text(0.5, 0.5, "not yet run", transform=ax.transAxes, ha="center", color="grey")
+        ax.set_title(f"N = {n}")
+        report.log_axes(ax, "epoch")
+        ax.set_yscale("log")
+        ax.legend(fontsize=7)
+    axes[0].set_ylabel("test error (%)")
+    axes[0].yaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
+    axes[0].set_yticks([2, 3, 5, 10, 20, 50], ["2", "3", "5", "10", "20", "50"])
+    save_figure(fig, path)
 
 
 def main(argv=None):
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--models", nargs="+", choices=training.MODELS, default=list(training.MODELS), help="models (default both)")
-    p.add_argument("--labels", nargs="+", type=int, choices=training.LABELS, default=list(training.LABELS),
+    p = ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--models", nargs="+", choices=MODELS, default=list(MODELS), help="models (default both)")
+    p.add_argument("--labels", nargs="+", type=int, choices=LABELS, default=list(LABELS),
                    help="label counts N (default all four)")
-    p.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2], help="seeds (default 0 1 2)")
+    p.add_argument("--seeds", nargs="+", type=seed_value, default=list(SEEDS), help="seeds (default 0 1 2)")
     p.add_argument("--recipe", choices=["fast", "authors"], default="fast", help="training recipe (default fast)")
-    p.add_argument("--jobs", type=int, default=0, help="train the unfinished cells, K at a time")
+    p.add_argument("--jobs", type=count, default=0, help="train the unfinished cells, K at a time (0: none)")
     p.add_argument("--print-commands", action="store_true", help="print one training command a line")
-    p.add_argument("--command-at", type=int, metavar="I",
+    p.add_argument("--command-at", type=count, metavar="I",
                    help="print the I-th command (from 0), as a SLURM array task does with its index")
     p.add_argument("--report", action="store_true", help="write the table into README.md (also after --jobs)")
     args = p.parse_args(argv)
-    cells = training.table1_cells(args.models, args.labels, args.seeds, args.recipe)
+    planned = cells(args.models, args.labels, args.seeds, args.recipe)
     if args.print_commands:
-        print("\n".join(c["command"] for c in cells))
+        print("\n".join(c["command"] for c in planned))
     if args.command_at is not None:
-        if not 0 <= args.command_at < len(cells):
-            raise UserError(f"--command-at {args.command_at}: the plan has {len(cells)} commands")
-        print(cells[args.command_at]["command"])
+        if args.command_at >= len(planned):
+            raise UserError(f"--command-at {args.command_at}: the plan has {len(planned)} commands")
+        print(planned[args.command_at]["command"])
     if args.jobs:
-        training.run_cells(cells, args.jobs)
+        run_cells(planned, args.jobs)
     if args.report or args.jobs:
-        every = [training.table1_cells(training.MODELS, training.LABELS, args.seeds, r) for r in ("fast", "authors")]
-        text = training.table1_markdown(every[0] + every[1])
-        training.write_between_markers(text, os.path.join(HERE, "README.md"))
-        report.table1_figure(every[0] + every[1], os.path.join(HERE, "docs", "table1.png"))
+        text = markdown(every_cell(args.seeds))
+        write_between_markers(text, README)
+        figure(every_cell(args.seeds), os.path.join(ROOT, "docs", "table1.png"))
         print(text)
 
 

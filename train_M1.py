@@ -6,16 +6,18 @@
 """
 import os
 
-from common import (ArgumentParser, UserError, add_frame, digit_grid, quiet_tensorflow, read_frames,
-                    run_cli, save_png, save_weights, write_gif)
+from cli import ArgumentParser, UserError, positive_float, positive_int, quiet_tensorflow, run_cli, training_flags
 
 quiet_tensorflow()
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
+import recipes  # noqa: E402
 import training  # noqa: E402
 from data import mnist  # noqa: E402
+from figures import add_frame, digit_grid, read_frames, save_png, write_gif  # noqa: E402
+from files import save_weights  # noqa: E402
 from models import m1  # noqa: E402
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -25,29 +27,28 @@ SHIPPED_FRAMES = os.path.join(HERE, "docs", "M1_training_frames.npz")
 
 def parse_args(argv=None):
     p = ArgumentParser(description="M1 (VAE) of Kingma et al. 2014 on MNIST.",
-                       parents=[training.shared_flags(mnist.DEFAULT_PATH)])
-    p.add_argument("--batch-size", type=training.positive_int, help="minibatch size (default: the recipe's)")
-    p.add_argument("--init", choices=["code", "paper"], default="code",
-                   help="code: W~N(0,1/fan_in), b~N(0,1e-6) (default); paper: W~N(0,1e-6), b=0")
-    p.add_argument("--prior-sd", type=training.positive_float,
+                       parents=[training_flags(mnist.DEFAULT_PATH)])
+    p.add_argument("--batch-size", type=positive_int, help="minibatch size (default: the recipe's)")
+    p.add_argument("--init", choices=["code", "paper"],
+                   help="code: W~N(0,1/fan_in), b~N(0,1e-6) (default: the recipe's); paper: W~N(0,1e-6), b=0")
+    p.add_argument("--prior-sd", type=positive_float,
                    help="standard deviation of the Gaussian prior on every weight (default: the recipe's, "
                         "0.3 fast, 1 authors); a smaller one is a stronger L2 decay")
     p.add_argument("--gif", nargs="?", const=SHIPPED_FRAMES, metavar="FRAMES",
                    help="only turn a frames file (default: the shipped M1 run's, docs/M1_training_frames.npz; "
                         "a run's is <out>/frames.npz) into M1_training.gif beside it")
     args = p.parse_args(argv)
-    training.apply_recipe(p, args, "m1")
-    args.hidden = args.hidden or [500, 500]
-    name = "m1" + training.recipe_suffix("m1", args.recipe) + ".npz"
-    args.weights = args.weights or os.path.join(args.out or os.path.dirname(m1.DEFAULT_WEIGHTS), name)
-    args.out = args.out or os.path.join(HERE, "temp", "M1" + training.recipe_suffix("m1", args.recipe))
+    args.config = {**recipes.resolve("m1", args), "seed": args.seed, "subset": args.subset}
+    suffix = recipes.suffix("m1", args.config["recipe"])
+    args.weights = args.weights or os.path.join(args.out or os.path.dirname(m1.DEFAULT_WEIGHTS), f"m1{suffix}.npz")
+    args.out = args.out or os.path.join(HERE, "temp", "M1" + suffix)
     return args
 
 
 def load_splits(args):
     splits = mnist.load_splits(args.data, args.subset)
-    if args.batch_size > len(splits["train"][0]):
-        raise UserError(f"--batch-size {args.batch_size} exceeds the {len(splits['train'][0])} training images")
+    if args.config["batch_size"] > len(splits["train"][0]):
+        raise UserError(f"--batch-size {args.config['batch_size']} exceeds the {len(splits['train'][0])} training images")
     return splits
 
 
@@ -77,26 +78,27 @@ def make_gif(frames):
 
 
 def train(args):
+    config = args.config
     with training.RunFolder(args.out, args.weights) as run:
         splits = load_splits(args)
         x_train = splits["train"][0]
-        steps = len(x_train) // args.batch_size
+        batch_size = config["batch_size"]
+        steps = len(x_train) // batch_size
         keras.utils.set_random_seed(args.seed)
-        model = m1.M1(hidden=args.hidden, z_dim=args.z_dim, init=args.init)
-        optimizer = keras.optimizers.Adam(args.lr)
+        model = m1.M1(hidden=config["hidden"], z_dim=config["z_dim"], init=config["init"])
+        optimizer = keras.optimizers.Adam(config["lr"])
         optimizer.build(model.trainable_variables)
-        rng = training.make_rng(args.seed, alg="philox")  # the shipped M1 was trained with Philox
-        config = {"hidden": args.hidden, "z_dim": args.z_dim, "init": args.init, "seed": args.seed,
-                  "batch_size": args.batch_size, "lr": args.lr, "subset": args.subset, "ema": args.ema,
-                  "prior_sd": args.prior_sd}
-        average = training.MovingAverage(model.trainable_variables, args.ema)
+        rng = training.make_rng(args.seed, config["rng"])
+        config = {**config, "eval": f"one-sample bound, images binarised once with seed {mnist.EVAL_SEED}, "
+                                    "nats per image"}
+        average = training.MovingAverage(model.trainable_variables, config["ema"])
         run.open_checkpoints(config, model=model, optimizer=optimizer, rng=rng, average=average)
         evaluator = m1.Evaluator(model, splits, mnist.EVAL_SEED)
-        step = m1.make_train_step(model, optimizer, tf.constant(x_train), rng, len(x_train), args.prior_sd)
+        step = m1.make_train_step(model, optimizer, tf.constant(x_train), rng, len(x_train), config["prior_sd"])
 
         def epoch_batches(epoch):
             order = np.random.default_rng([args.seed, epoch]).permutation(len(x_train))
-            return (order[: steps * args.batch_size].reshape(steps, args.batch_size).astype(np.int32),)
+            return (order[: steps * batch_size].reshape(steps, batch_size).astype(np.int32),)
 
         def evaluate_epoch(epoch):
             (v_bound, v_rec, v_kl), t_bound = evaluator.bound("valid"), evaluator.bound("test")[0]
@@ -113,11 +115,7 @@ def train(args):
                              steps_per_call=max(1, min(steps, 50)), average=average,
                              picture=lambda epoch: add_frame(os.path.join(args.out, "frames.npz"), epoch,
                                                              digit_grid(evaluator.reconstructions(), 8, 16)))
-        # The settings a checkpoint must match, and what the JSON adds: one source, so no flag is left out.
-        record = {**config, "recipe": args.recipe, "lr_decay_epochs": args.lr_decay_epochs,
-                  "epochs_planned": args.epochs,
-                  "eval": f"one-sample bound, images binarised once with seed {mnist.EVAL_SEED}, nats per image"}
-        training.fit(run, task, args, record)
+        training.fit(run, task, config, args.weights, args.ckpt_minutes)
     make_gif(os.path.join(args.out, "frames.npz"))
 
 

@@ -8,7 +8,7 @@ import os
 
 import numpy as np
 
-from common import UserError
+from cli import UserError
 
 DEFAULT_PATH = os.path.join(os.path.dirname(os.path.abspath(__file__)), "mnist.npz")
 N_TRAIN = 50_000

@@ -19,48 +19,13 @@ import os
 import keras
 import numpy as np
 import tensorflow as tf
-import tensorflow_probability as tfp
 
-from common import UserError, assign_weights, read_weights, weights_sha256
+from cli import UserError
 from data.mnist import binarize
-
-tfd = tfp.distributions
+from files import assign_weights, read_weights, weights_sha256
+from models.blocks import bernoulli_log_prob, gaussian_kl_standard, mlp, reparameterize, weight_prior
 DEFAULT_WEIGHTS = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
                                "weights", "M1", "m1.npz")
-
-
-def initializers(init):
-    """Weight and bias initialisers.
-
-    'code': the authors' code, W ~ N(0, 1/fan_in), b ~ N(0, 0.001^2).
-    'paper': the paper's text, W ~ N(0, 0.001^2), b = 0.
-    """
-    if init == "code":
-        return (keras.initializers.VarianceScaling(1.0, "fan_in", "untruncated_normal"),
-                keras.initializers.RandomNormal(stddev=1e-3))
-    if init == "paper":
-        return keras.initializers.RandomNormal(stddev=1e-3), keras.initializers.Zeros()
-    raise ValueError(f"init must be 'code' or 'paper', got {init!r}")
-
-
-def softplus(a):
-    """log(1 + exp(a)), the hidden layers' activation, written as max(a, 0) + log(1 + exp(-|a|)).
-
-    Equal to tf.nn.softplus within float32 rounding (2e-6); max(a, 0) is written (a + |a|) / 2 so that
-    the gradient is sigmoid(a) at a = 0 too. Under XLA on a CPU, tf.nn.softplus's log1p is not
-    vectorised well: this form made an M1+M2 training epoch about 12% faster (README, Speed)."""
-    return 0.5 * (a + tf.abs(a)) + tf.math.log(1.0 + tf.exp(-tf.abs(a)))
-
-
-def mlp(hidden, out_units, init, name):
-    """Softplus hidden layers then a linear output layer."""
-    w_init, b_init = initializers(init)
-    layers = [keras.layers.Dense(h, activation=softplus, kernel_initializer=w_init,
-                                 bias_initializer=b_init, name=f"{name}_h{i}")
-              for i, h in enumerate(hidden)]
-    layers.append(keras.layers.Dense(out_units, kernel_initializer=w_init, bias_initializer=b_init,
-                                     name=f"{name}_out"))
-    return keras.Sequential(layers, name=name)
 
 
 class M1(keras.Model):
@@ -87,9 +52,7 @@ class M1(keras.Model):
         mean, logvar = tf.split(self.encoder(x), 2, axis=-1)
         return mean, logvar
 
-    @staticmethod
-    def reparameterize(mean, logvar, eps):
-        return mean + tf.exp(0.5 * logvar) * eps
+    reparameterize = staticmethod(reparameterize)
 
     def decode(self, z):
         """p(x|z): Bernoulli logits [batch, x_dim]."""
@@ -97,16 +60,6 @@ class M1(keras.Model):
 
     def call(self, x):
         return self.decode(self.encode(x)[0])
-
-
-def gaussian_kl_standard(mean, logvar):
-    """KL(N(mean, exp(logvar)) || N(0, 1)) summed over the last axis, in closed form: [batch]."""
-    return 0.5 * tf.reduce_sum(tf.square(mean) + tf.exp(logvar) - 1.0 - logvar, axis=-1)
-
-
-def bernoulli_log_prob(x, logits):
-    """log Bernoulli(x | sigmoid(logits)) summed over the last axis: [batch]."""
-    return tf.reduce_sum(tfd.Bernoulli(logits=logits, dtype=x.dtype).log_prob(x), axis=-1)
 
 
 def elbo(model, x, eps):
@@ -125,12 +78,6 @@ def elbo(model, x, eps):
     log_px_z = bernoulli_log_prob(x, model.decode(z))
     kl_z = gaussian_kl_standard(mean, logvar)
     return log_px_z - kl_z, log_px_z, kl_z
-
-
-def weight_prior(model, sd=1.0):
-    """log N(theta | 0, sd^2 I) over every weight and bias, without its constant:
-    -sum(theta^2) / (2 sd^2). The authors use sd = 1."""
-    return -0.5 * tf.add_n([tf.reduce_sum(tf.square(v)) for v in model.trainable_variables]) / sd ** 2
 
 
 def loss_fn(model, x, eps, n_train, prior_sd=1.0):

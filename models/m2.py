@@ -26,57 +26,11 @@ import math
 import keras
 import numpy as np
 import tensorflow as tf
-import tensorflow_probability as tfp
 
-from common import UserError, assign_weights, read_weights
-from models import m1
-from models.m1 import bernoulli_log_prob, gaussian_kl_standard, initializers, mlp, softplus, weight_prior
-
-tfd = tfp.distributions
-
-
-class LabelledDense(keras.layers.Layer):
-    """Dense layer on the concatenation [x, y] with y one-hot, computed as x W_x + y W_y + b.
-
-    Equal to a Dense layer on [x, y] with kernel [W_x; W_y]; written apart so that y of shape
-    [K, 1, K] (every class) broadcasts against x of shape [batch, d]: x W_x is computed once.
-    """
-
-    def __init__(self, units, n_classes, activation, init, **kwargs):
-        super().__init__(**kwargs)
-        self.units, self.n_classes = units, n_classes
-        self.activation = keras.activations.get(activation)
-        self.w_init, self.b_init = initializers(init)
-
-    def build(self, x_shape):
-        self.kernel_x = self.add_weight(shape=(x_shape[-1], self.units), initializer=self.w_init,
-                                        name="kernel_x")
-        self.kernel_y = self.add_weight(shape=(self.n_classes, self.units), initializer=self.w_init,
-                                        name="kernel_y")
-        self.bias = self.add_weight(shape=(self.units,), initializer=self.b_init, name="bias")
-
-    def call(self, x, y):
-        return self.activation(tf.matmul(x, self.kernel_x) + tf.matmul(y, self.kernel_y) + self.bias)
-
-
-class ConditionalMLP(keras.layers.Layer):
-    """MLP on [x, y]: a LabelledDense softplus layer, further softplus layers, a linear output."""
-
-    def __init__(self, hidden, out_units, n_classes, init, **kwargs):
-        super().__init__(**kwargs)
-        w_init, b_init = initializers(init)
-        self.first = LabelledDense(hidden[0], n_classes, softplus, init, name="h0")
-        self.rest = [keras.layers.Dense(h, activation=softplus, kernel_initializer=w_init,
-                                        bias_initializer=b_init, name=f"h{i + 1}")
-                     for i, h in enumerate(hidden[1:])]
-        self.out = keras.layers.Dense(out_units, kernel_initializer=w_init, bias_initializer=b_init,
-                                      name="out")
-
-    def call(self, x, y):
-        h = self.first(x, y)
-        for layer in self.rest:
-            h = layer(h)
-        return self.out(h)
+from cli import UserError
+from files import assign_weights, read_weights
+from models.blocks import (ConditionalMLP, bernoulli_log_prob, gaussian_kl_standard, gaussian_log_prob, in_chunks,
+                           mlp, reparameterize, weight_prior)
 
 
 class M2(keras.Model):
@@ -114,9 +68,7 @@ class M2(keras.Model):
         mean, logvar = tf.split(self.encoder(x, y), 2, axis=-1)
         return mean, logvar
 
-    @staticmethod
-    def reparameterize(mean, logvar, eps):
-        return mean + tf.exp(0.5 * logvar) * eps
+    reparameterize = staticmethod(reparameterize)
 
     def decode(self, z, y):
         """p(x|y, z): Bernoulli logits, or Gaussian mean and log-variance concatenated."""
@@ -131,11 +83,6 @@ class M2(keras.Model):
 
     def call(self, x):
         return self.classify(x)
-
-
-def gaussian_log_prob(x, mean, logvar):
-    """log N(x | mean, diag(exp(logvar))) summed over the last axis: [..., batch]."""
-    return tf.reduce_sum(tfd.Normal(mean, tf.exp(0.5 * logvar)).log_prob(x), axis=-1)
 
 
 def labelled_bound(model, x, y, eps):
@@ -250,7 +197,7 @@ def make_train_step(model, optimizer, inputs, labels, rng, alpha, n_labelled):
 
 def classifier_logits(model, x):
     """q(y|x)'s logits [n, K] for many images, 5000 at a time."""
-    return np.concatenate([model.classify(x[i: i + 5000]).numpy() for i in range(0, len(x), 5000)])
+    return in_chunks(lambda s: model.classify(x[s]), len(x))
 
 
 def error_rate(model, x, y):
@@ -269,18 +216,16 @@ def generative_error_rate(model, x, y, eval_seed):
     noise seeded by eval_seed), is not their label. The unlabelled term pulls q(y|x) towards the
     posterior proportional to exp L(x, y), so this says where q(y|x) is being pulled."""
     eps = np.random.default_rng(eval_seed).standard_normal((model.n_classes, len(x), model.z_dim), np.float32)
-    bound = np.concatenate([labelled_bound(model, x[i: i + 1000], every_class(model.n_classes),
-                                           eps[:, i: i + 1000])[0].numpy() for i in range(0, len(x), 1000)],
-                           axis=1)
+    bound = in_chunks(lambda s: labelled_bound(model, x[s], every_class(model.n_classes), eps[:, s])[0],
+                      len(x), 1000, axis=1)  # [K, n]
     return float(np.mean(np.argmax(bound, axis=0) != y))
 
 
 def validation_bound(model, x, y, eval_seed):
     """Mean L(x, y) in nats per image on fixed noise (seeded by eval_seed): how well M2 models x."""
     eps = np.random.default_rng(eval_seed).standard_normal((len(x), model.z_dim), np.float32)
-    bound = [labelled_bound(model, x[i: i + 5000], tf.one_hot(y[i: i + 5000], model.n_classes),
-                            eps[i: i + 5000])[0].numpy() for i in range(0, len(x), 5000)]
-    return float(np.mean(np.concatenate(bound)))
+    bound = in_chunks(lambda s: labelled_bound(model, x[s], tf.one_hot(y[s], model.n_classes), eps[s])[0], len(x))
+    return float(np.mean(bound))
 
 
 def _mean(t):
@@ -298,53 +243,3 @@ def load(path, missing_hint):
         raise UserError(f"{path}: not M2 weights ({e})")
     assign_weights(model, weights, path)
     return model, extra
-
-
-class PixelDecoder:
-    """Maps an M2's (z, y) to pixel probabilities: directly for an M2 on pixels, or through M1's
-    decoder for the stacked M1+M2 (m1_model and the kept units given); draws the paper's analogies
-    and class-conditional samples."""
-
-    def __init__(self, m2, m1_model=None, kept=None):
-        self.m2, self.m1, self.kept = m2, m1_model, kept
-
-    def features(self, x):
-        """What M2 reads of grey images: pixels, or the kept units of M1's posterior mean."""
-        if self.m1 is None:
-            return x
-        return tf.gather(self.m1.encode(x)[0], self.kept, axis=1)
-
-    def pixels(self, z, y):
-        """Pixel probabilities [..., batch, 784] for z [..., batch, z_dim] and one-hot y."""
-        params = self.m2.decode(z, y)
-        if self.m1 is None:
-            return tf.sigmoid(params)
-        z1_kept = tf.split(params, 2, axis=-1)[0]
-        # Pruned M1 units carry no information about x: they get their prior mean, 0.
-        place = tf.one_hot(self.kept, self.m1.z_dim)  # [kept, z_dim]
-        z1 = tf.reshape(tf.tensordot(z1_kept, place, 1), [-1, self.m1.z_dim])  # M1 takes [batch, z_dim]
-        shape = tf.concat([tf.shape(z1_kept)[:-1], [self.m1.x_dim]], 0)
-        return tf.reshape(tf.sigmoid(self.m1.decode(z1)), shape)
-
-    def analogies(self, x, y):
-        """[rows, 11, 784]: each grey image x with label y, then its style (the mean of q(z|x, y))
-        decoded with classes 0-9."""
-        n_classes = self.m2.n_classes
-        z, _ = self.m2.encode(self.features(x), tf.one_hot(y, n_classes))  # [rows, z_dim]
-        images = self.pixels(tf.broadcast_to(z, [n_classes, *z.shape]), every_class(n_classes))  # [10, rows, 784]
-        return np.concatenate([x[:, None, :], np.transpose(images.numpy(), (1, 0, 2))], axis=1)
-
-    def conditional_samples(self, n_samples, seed):
-        """[10, n_samples, 784]: row k decodes class k; column j uses the same z ~ p(z) in every row."""
-        n_classes, z_dim = self.m2.n_classes, self.m2.z_dim
-        z = np.random.default_rng(seed).standard_normal((n_samples, z_dim)).astype(np.float32)
-        return self.pixels(tf.broadcast_to(z, [n_classes, n_samples, z_dim]), every_class(n_classes)).numpy()
-
-
-def load_decoder(path, m1_path, missing_hint):
-    """A PixelDecoder for the M2 weights at path: an M2 on pixels as it is, a stacked M1+M2 through
-    the M1 at m1_path (refused unless it is the M1 the M2 was trained on)."""
-    model, extra = load(path, missing_hint)
-    if model.likelihood == "bernoulli":
-        return PixelDecoder(model)
-    return PixelDecoder(model, m1.load(m1_path, str(extra.get("m1_sha256", ""))), np.asarray(extra["kept_units"]))

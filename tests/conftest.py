@@ -5,6 +5,6 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
-import common  # noqa: E402
+import cli  # noqa: E402
 
-common.quiet_tensorflow()
+cli.quiet_tensorflow()

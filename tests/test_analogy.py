@@ -7,11 +7,13 @@ import tensorflow as tf
 
 import run_analogy
 import training
-from common import UserError, save_weights
+from cli import UserError
+from files import save_weights
 from conftest import ROOT
 from data import mnist
-from data.features import load_features, minibatches
-from models import m2
+from data.batches import minibatches
+from models import m2, trained
+from models.features import load_features
 from models.m2 import M2
 
 
@@ -25,7 +27,7 @@ def pixel_m2(tmp_path_factory):
     model = M2(784, (128,), 8, likelihood="bernoulli", init="code")
     optimizer = keras.optimizers.Adam(2e-3)
     optimizer.build(model.trainable_variables)
-    step = m2.make_train_step(model, optimizer, features, y, training.make_rng(0), 0.1, 3000)
+    step = m2.make_train_step(model, optimizer, features, y, training.make_rng(0, "threefry"), 0.1, 3000)
     steps = training.compile_steps(step, model.trainable_variables)
     lab, unl = minibatches(np.arange(3000), np.arange(0), 30, seed=0)
     for _ in range(10):
@@ -36,7 +38,7 @@ def pixel_m2(tmp_path_factory):
 
 
 def test_figures_have_the_right_shape_range_and_repeat_with_the_seed(pixel_m2, tmp_path):
-    decoder = m2.load_decoder(str(pixel_m2), None, "")
+    decoder = trained.load(str(pixel_m2), None, "")
     x, y = mnist.load_splits()["test"]
     rows = mnist.one_per_class(y, 4, seed=1)
     assert y[rows].tolist() == [0, 1, 2, 3]
@@ -58,7 +60,7 @@ def test_figures_have_the_right_shape_range_and_repeat_with_the_seed(pixel_m2, t
 @pytest.mark.parametrize("which, at_least", [("tiny", 0.9), ("shipped", 0.99)])
 def test_own_label_reconstructs_a_test_image_better_than_other_labels(pixel_m2, which, at_least):
     shipped = os.path.join(ROOT, "weights", "M2", "m2_labelsall_seed0_authors.npz")
-    decoder = m2.load_decoder(str(pixel_m2) if which == "tiny" else shipped, None, "")
+    decoder = trained.load(str(pixel_m2) if which == "tiny" else shipped, None, "")
     x, y = mnist.load_splits()["test"]
     x, y = x[:200], y[:200]
     grid = decoder.analogies(x, y)[:, 1:]  # [200, 10 classes, 784]
@@ -74,7 +76,7 @@ def test_missing_weights_name_the_training_command(tmp_path):
 
 
 def test_stacked_model_decodes_through_m1_on_the_shipped_weights(tmp_path):
-    decoder = m2.load_decoder(os.path.join(ROOT, "weights", "M2", "m1m2_labels100_seed0.npz"),
+    decoder = trained.load(os.path.join(ROOT, "weights", "M2", "m1m2_labels100_seed0.npz"),
                               os.path.join(ROOT, "weights", "M1", "m1.npz"), "")
     x, y = mnist.load_splits()["test"]
     grid = decoder.analogies(x[:3], y[:3])

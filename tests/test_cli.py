@@ -9,13 +9,16 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+import recipes
+import report
 import train_M1
 import train_M2
-from common import UserError, atomic_write, read_frames, read_json, save_weights
+from cli import UserError
 from conftest import ROOT
+from figures import read_frames
+from files import atomic_write, read_json, save_weights
 from models import m1
 from models.m1 import M1
-import training
 from training import RunFolder
 
 
@@ -67,6 +70,17 @@ def test_a_run_with_a_moving_average_chooses_and_saves_the_average(tmp_path, cap
     assert abs(record["test_bound"] - record["unaveraged_test_bound"]) > 1.0  # 60 steps: far from the last
     log = (out / "train.log").read_text()
     assert log.count("  unaveraged weights: ") == 2
+    # The file holds the average at the chosen epoch (its checkpoint's), not the weights trained to.
+    chosen = str(out / "ckpt" / f"ckpt-{record['chosen_epoch']}")
+    with np.load(out / "m1.npz") as saved:
+        weights = [saved[f"w{i:03d}"] for i in range(len(saved.files) - 1)]
+    reader = tf.train.load_checkpoint(chosen)
+    averages = [reader.get_tensor(f"average/averages/{i}/.ATTRIBUTES/VARIABLE_VALUE") for i in range(len(weights))]
+    model = M1(hidden=(64, 64))
+    tf.train.Checkpoint(model=model).restore(chosen).expect_partial()
+    trained = [v.numpy() for v in model.weights]
+    assert len(weights) == 12 and all(np.array_equal(w, a) for w, a in zip(weights, averages))
+    assert not any(np.array_equal(w, t) for w, t in zip(weights, trained))
     capsys.readouterr()
     train_M1.main(["--subset", "300", "--out", str(out), "--weights", str(out / "m1.npz")])
     printed = float(capsys.readouterr().out.split("test bound ")[1].split()[0])
@@ -118,8 +132,9 @@ def test_m2_trains_on_m1_and_evaluates_deterministically(m2_run, capsys):
     log = (out / "m2run" / "train.log").read_text()
     assert "100 labelled, 400 unlabelled, 100 minibatches of 1 + 4; beta = 0.5" in log
     assert "valid err" in log and (out / "m2.log").exists() and (out / "m2.json").exists()
-    rows = training.read_log(str(out / "m2run" / "train.log"))
-    assert all(0 <= r["entropy"] <= np.log(10) + 1e-3 and 0 <= r["gen err"] <= 1 for r in rows) and len(rows) == 2
+    rows = report.read_metrics(str(out / "m2run" / "metrics.jsonl"))
+    assert [r["epoch"] for r in rows] == [1, 2] and report.read_metrics(str(out / "m2.metrics.jsonl")) == rows
+    assert all(0 <= r["valid_entropy"] <= np.log(10) + 1e-3 and 0 <= r["valid_generative_error"] <= 1 for r in rows)
     capsys.readouterr()
     train_M2.main(flags)
     first = capsys.readouterr().out
@@ -152,7 +167,7 @@ def test_fully_labelled_pixel_m2_is_chosen_on_the_validation_bound(tmp_path):
     saved = read_json(str(tmp_path / "m2.json"))
     assert len(bounds) == 3 and saved["selected_on"] == "validation bound"
     assert saved["valid_labelled_bound"] == pytest.approx(max(bounds), abs=0.01)
-    assert saved["epochs"] == 1 + bounds.index(max(bounds))
+    assert saved["chosen_epoch"] == 1 + bounds.index(max(bounds))
 
 
 def test_a_second_run_in_the_same_folder_is_refused(tmp_path):
@@ -219,6 +234,12 @@ def run_script(*args):
     (["train_M2.py", "-train", "--labels", "15"], "labels must be a positive multiple of 10"),
     (["train_M2.py", "--labels", "ten"], "--labels must be a number or 'all'"),
     (["train_M2.py", "--weights", "absent.npz"], "no weights; run `python train_M2.py -train"),
+    (["train_M2.py", "-train", "--batches", "200"], "--batches 200 exceeds the 100 labelled images"),
+    (["table1.py", "--jobs", "-1"], "argument --jobs: must be an integer of at least 0"),
+    (["table1.py", "--seeds", "x"], "argument --seeds: must be an integer in [0, 4294967295]"),
+    (["report.py", "--bogus"], "unrecognized arguments: --bogus"),
+    (["report.py", "--convert", "absent.log"], "absent.log: No such file or directory"),
+    (["benchmark.py", "--rounds", "0"], "argument --rounds: must be an integer of at least 1"),
 ])
 def test_cli_errors_are_one_line_with_nonzero_exit(args, message):
     result = run_script(*args)
@@ -236,23 +257,26 @@ def test_corrupt_data_file_is_one_line_naming_it(tmp_path):
 
 
 def test_m1_default_recipe_is_the_shipped_m1s_and_the_authors_one_flag_away():
-    settings = ("batch_size", "lr", "epochs", "lr_decay_epochs", "ema", "prior_sd")
+    settings = ("batch_size", "lr", "epochs", "lr_decay_epochs", "ema", "prior_sd", "hidden", "z_dim", "init")
     shipped = read_json(os.path.join(ROOT, "weights", "M1", "m1.json"))
-    fast = train_M1.parse_args([])
-    assert [getattr(fast, k) for k in settings] == [shipped[k] for k in settings]
-    authors = train_M1.parse_args(["--recipe", "authors"])
-    assert [getattr(authors, k) for k in settings] == [1000, 3e-4, 3000, 0, 0.0, 1.0]
-    given = train_M1.parse_args(["--ema", "0", "--prior-sd", "1"])  # a flag given wins over the recipe
-    assert (given.ema, given.prior_sd, given.batch_size) == (0.0, 1.0, fast.batch_size)
+    fast = train_M1.parse_args([]).config
+    assert [fast[k] for k in settings] == [shipped[k] for k in settings]
+    authors = train_M1.parse_args(["--recipe", "authors"]).config
+    assert [authors[k] for k in settings[:6]] == [1000, 3e-4, 3000, 0, 0.0, 1.0]
+    given = train_M1.parse_args(["--ema", "0", "--prior-sd", "1"]).config  # a flag given wins over the recipe
+    assert (given["ema"], given["prior_sd"], given["batch_size"]) == (0.0, 1.0, fast["batch_size"])
 
 
 def test_pixel_m2_recipes_warm_up_only_in_the_fast_one():
-    fast = train_M2.parse_args(["--model", "m2", "--labels", "100"])
-    authors = train_M2.parse_args(["--model", "m2", "--labels", "100", "--recipe", "authors"])
-    stacked = train_M2.parse_args([])
-    assert (fast.warmup_steps, fast.lr, fast.epochs) == (2000, 3e-3, 120)
-    assert (authors.warmup_steps, authors.lr, authors.epochs) == (0, 3e-4, 3000)
-    assert stacked.warmup_steps == 0
+    fast = train_M2.parse_args(["--model", "m2", "--labels", "100"]).config
+    authors = train_M2.parse_args(["--model", "m2", "--labels", "100", "--recipe", "authors"]).config
+    stacked = train_M2.parse_args([]).config
+    assert (fast["warmup_steps"], fast["lr"], fast["epochs"], fast["hidden"]) == (2000, 3e-3, 120, [500])
+    assert (authors["warmup_steps"], authors["lr"], authors["epochs"]) == (0, 3e-4, 3000)
+    assert (stacked["warmup_steps"], stacked["hidden"], stacked["batches"]) == (0, [300], 100)
+    assert train_M2.parse_args(["--labels", "600"]).config["hidden"] == [500]
+    analogy = train_M2.parse_args(["--model", "m2", "--labels", "all", "--recipe", "authors"]).config
+    assert (analogy["hidden"], analogy["warmup_steps"], analogy["labels"]) == ([500, 500], 0, 50000)
 
 
 def test_pixel_m2_has_the_papers_one_hidden_layer_and_warms_up_once_not_again_on_resume(tmp_path):
@@ -262,7 +286,7 @@ def test_pixel_m2_has_the_papers_one_hidden_layer_and_warms_up_once_not_again_on
     train_M2.main(flags + ["--epochs", "2"])
     record = read_json(str(tmp_path / "m2_labels100_seed0.json"))
     assert record["hidden"] == [500] and record["recipe"] == "fast" and record["lr"] == 3e-3
-    assert record["warmup_steps"] == 20 and record["warmup_lr"] == train_M2.WARMUP_LR
+    assert record["warmup_steps"] == 20 and record["warmup_lr"] == recipes.RECIPES["m2"]["fast"]["warmup_lr"]
     assert record["epochs_run"] == 2 and record["run_minutes"] >= record["train_minutes"]
     log = (tmp_path / "train.log").read_text()
     assert log.count("warm-up: 20 full-batch steps on the labelled part") == 1 and "resumed" in log

@@ -4,8 +4,9 @@ import tensorflow as tf
 import tensorflow_probability as tfp
 
 import training
-from common import UserError, save_weights
-from models import m1
+from cli import UserError
+from files import save_weights
+from models import blocks, m1
 from models.m1 import M1
 
 tfd = tfp.distributions
@@ -34,7 +35,7 @@ def test_analytic_kl_matches_monte_carlo():
     q = tfd.Normal(mean, tf.exp(0.5 * logvar))
     z = q.sample(400_000, seed=1)
     mc = tf.reduce_mean(tf.reduce_sum(q.log_prob(z) - tfd.Normal(0.0, 1.0).log_prob(z), -1))
-    exact = m1.gaussian_kl_standard(mean, logvar)[0]
+    exact = blocks.gaussian_kl_standard(mean, logvar)[0]
     assert abs(float(mc) - float(exact)) < 0.02
     closed = 0.5 * np.sum(mean ** 2 + np.exp(logvar) - 1 - logvar)
     np.testing.assert_allclose(float(exact), closed, rtol=1e-6)
@@ -61,11 +62,11 @@ def test_bound_of_a_tiny_model_equals_numpy_by_hand():
     np.testing.assert_allclose(got_px, log_px_z, rtol=1e-4)
     np.testing.assert_allclose(got_kl, kl, rtol=1e-4)
     prior = -0.5 * sum(np.sum(a ** 2) for a in w)
-    np.testing.assert_allclose(float(m1.weight_prior(model)), prior, rtol=1e-5)
+    np.testing.assert_allclose(float(blocks.weight_prior(model)), prior, rtol=1e-5)
     loss, _ = m1.loss_fn(model, tf.constant(x), tf.constant(eps), n_train=1000)
     np.testing.assert_allclose(float(loss), -np.mean(log_px_z - kl) - prior / 1000, rtol=1e-4)
     # A prior N(0, 0.5^2) is four times the L2 term of N(0, 1).
-    np.testing.assert_allclose(float(m1.weight_prior(model, sd=0.5)), 4 * prior, rtol=1e-5)
+    np.testing.assert_allclose(float(blocks.weight_prior(model, sd=0.5)), 4 * prior, rtol=1e-5)
     loss, _ = m1.loss_fn(model, tf.constant(x), tf.constant(eps), n_train=1000, prior_sd=0.5)
     np.testing.assert_allclose(float(loss), -np.mean(log_px_z - kl) - 4 * prior / 1000, rtol=1e-4)
 
@@ -101,7 +102,7 @@ def test_a_few_training_steps_lower_the_loss():
     optimizer = keras.optimizers.Adam(1e-3)
     optimizer.build(model.trainable_variables)
     x = tf.constant(np.random.default_rng(0).random((300, 784), dtype=np.float32) ** 4)
-    step = m1.make_train_step(model, optimizer, x, training.make_rng(0, alg="philox"), 300)
+    step = m1.make_train_step(model, optimizer, x, training.make_rng(0, "philox"), 300)
     steps = training.compile_steps(step, model.trainable_variables)
     batches = tf.constant(np.arange(300, dtype=np.int32).reshape(10, 30))
     first = float(steps(batches)[0]["loss"]) / 10
@@ -121,7 +122,7 @@ def test_softplus_equals_tf_softplus_and_its_gradient_is_the_sigmoid():
     a = tf.constant(np.concatenate([np.linspace(-100, 100, 2001), [-1e-3, 1e-3, 30.5, -30.5]]), tf.float32)
     with tf.GradientTape() as tape:
         tape.watch(a)
-        y = m1.softplus(a)
+        y = blocks.softplus(a)
     np.testing.assert_allclose(y.numpy(), tf.nn.softplus(a).numpy(), rtol=1e-6, atol=2e-6)
     np.testing.assert_allclose(tape.gradient(y, a).numpy(), tf.sigmoid(a).numpy(), rtol=1e-6, atol=1e-7)
 

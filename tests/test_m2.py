@@ -4,10 +4,11 @@ import pytest
 import tensorflow as tf
 
 import training
-from common import UserError
+from cli import UserError
 from data import mnist
-from data.features import Features, full_batches, load_features, minibatches
-from models import m2
+from data.batches import full_batches, minibatches
+from models import blocks, m2
+from models.features import Features, load_features
 from models.m2 import M2
 
 
@@ -18,7 +19,7 @@ def random_weights(model, scale=0.5, seed=0):
 
 
 def test_labelled_dense_equals_dense_on_the_concatenation():
-    layer = m2.LabelledDense(4, 10, "softplus", "code")
+    layer = blocks.LabelledDense(4, 10, "softplus", "code")
     x = tf.random.normal([6, 3])
     y = tf.one_hot([0, 3, 9, 9, 1, 2], 10)
     layer(x, y)
@@ -75,7 +76,7 @@ def test_gaussian_log_likelihood_and_labelled_bound_match_closed_forms():
     mean = np.array([[0.1, 0.4]], np.float32)
     logvar = np.array([[-0.5, 0.7]], np.float32)
     closed = np.sum(-0.5 * np.log(2 * np.pi) - 0.5 * logvar - 0.5 * (x - mean) ** 2 / np.exp(logvar))
-    np.testing.assert_allclose(m2.gaussian_log_prob(x, mean, logvar), [closed], rtol=1e-6)
+    np.testing.assert_allclose(blocks.gaussian_log_prob(x, mean, logvar), [closed], rtol=1e-6)
 
     model = M2(x_dim=2, hidden=(3,), z_dim=2)
     random_weights(model)
@@ -127,7 +128,7 @@ def test_a_few_training_steps_lower_the_loss():
     model = M2(d, (32,), 4, init="code")
     optimizer = keras.optimizers.Adam(3e-3)
     optimizer.build(model.trainable_variables)
-    step = m2.make_train_step(model, optimizer, features, y, training.make_rng(0), 1.0, 40)
+    step = m2.make_train_step(model, optimizer, features, y, training.make_rng(0, "threefry"), 1.0, 40)
     steps = training.compile_steps(step, model.trainable_variables)
     lab, unl = minibatches(np.arange(40), np.arange(40, n), 10, seed=0)
     losses = [float(steps(tf.constant(lab), tf.constant(unl))[0]["loss"]) / 10 for _ in range(8)]
@@ -188,7 +189,7 @@ def test_the_warm_up_teaches_the_decoder_the_digit_that_the_papers_start_ignores
     assert m2.generative_error_rate(model, x_lab, y[lab], eval_seed=0) > 0.8
     optimizer = keras.optimizers.Adam(1e-3)
     optimizer.build(model.trainable_variables)
-    steps = training.compile_steps(m2.make_train_step(model, optimizer, features, y, training.make_rng(0), 0.1, 100),
+    steps = training.compile_steps(m2.make_train_step(model, optimizer, features, y, training.make_rng(0, "threefry"), 0.1, 100),
                                    model.trainable_variables)
     training.run_steps(steps, full_batches(lab, 500), 10, "the warm-up", 1e-3, "")
     assert m2.generative_error_rate(model, x_lab, y[lab], eval_seed=0) < 0.5

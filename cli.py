@@ -1,0 +1,110 @@
+"""The command line of every script: one error path, checked flag types, the training flags."""
+import argparse
+import math
+import os
+import sys
+
+MAX_SEED = 2 ** 32 - 1
+
+
+class UserError(Exception):
+    """A problem the user can fix (bad flag, missing or corrupt file): one line, exit code 2."""
+
+
+class ArgumentParser(argparse.ArgumentParser):
+    def error(self, message):
+        # argparse prints the whole usage block; one line says the same and points to --help.
+        sys.stderr.write(f"{self.prog}: error: {message} (see --help)\n")
+        sys.exit(2)
+
+
+def run_cli(main):
+    """Calls main(); a UserError or an OSError (a path that cannot be read or written) becomes one
+    line on stderr and exit code 2."""
+    try:
+        main()
+    except UserError as e:
+        sys.stderr.write(f"error: {e}\n")
+        sys.exit(2)
+    except OSError as e:
+        sys.stderr.write(f"error: {e.filename or ''}: {e.strerror or e}\n")
+        sys.exit(2)
+    except KeyboardInterrupt:
+        sys.stderr.write("interrupted: the last checkpoint and the best weights are intact\n")
+        sys.exit(130)
+
+
+def quiet_tensorflow():
+    """Imports TensorFlow with its C++ start-up notices (no GPU found, ...) kept off stderr.
+
+    They are printed before TensorFlow reads TF_CPP_MIN_LOG_LEVEL, so only a redirect hides them;
+    an import error still surfaces as the Python exception after stderr is restored.
+    """
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    saved, devnull = os.dup(2), os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, 2)
+    try:
+        import tensorflow  # noqa: F401
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(devnull)
+
+
+def number(kind, low, high, what):
+    """An argparse type: text read as kind (int or float) and required to lie in [low, high]."""
+    def parse(text):
+        try:
+            value = kind(text)
+        except ValueError:
+            value = math.nan  # fails the range test below
+        if not low <= value <= high:
+            raise argparse.ArgumentTypeError(f"must be {what}, got {text!r}")
+        return value
+    return parse
+
+
+seed_value = number(int, 0, MAX_SEED, f"an integer in [0, {MAX_SEED}]")
+positive_int = number(int, 1, math.inf, "an integer of at least 1")
+count = number(int, 0, math.inf, "an integer of at least 0")
+positive_float = number(float, math.ulp(0.0), sys.float_info.max, "a finite number above 0")
+
+
+def training_flags(data_path):
+    """The flags both training scripts take, as a parent parser. A setting left unset (None) is
+    filled from the recipe (recipes.resolve)."""
+    p = argparse.ArgumentParser(add_help=False)
+    p.add_argument("-train", "--train", action="store_true",
+                   help="train (resuming from --out if a checkpoint is there); without it, evaluate --weights")
+    p.add_argument("--seed", type=seed_value, default=0,
+                   help="seeds the labelled subset, minibatches, initial weights and noise (default 0)")
+    p.add_argument("--recipe", choices=["fast", "authors"],
+                   help="fast: this project's schedule; authors: the authors' constant rate and epochs "
+                        "(default: the recipe of the shipped weights, fast for every model); a flag given "
+                        "overrides the recipe's setting")
+    p.add_argument("--epochs", type=positive_int, help="epochs in all (default: the recipe's)")
+    p.add_argument("--lr", type=positive_float, help="Adam's peak learning rate (default: the recipe's)")
+    p.add_argument("--lr-decay-epochs", type=count,
+                   help="anneal the rate linearly towards 0 over the last K epochs (default: the "
+                        "recipe's, at most --epochs); a schedule, so it may change when resuming")
+    p.add_argument("--ema", type=number(float, 0.0, 0.999999, "a number in [0, 0.999999]"),
+                   help="momentum per step of a moving average of the weights, which is evaluated, chosen "
+                        "on and saved instead of the last weights (default: the recipe's; 0, none, in every "
+                        "recipe but M1's fast one)")
+    p.add_argument("--hidden", type=positive_int, nargs="+", help="hidden layer sizes of each MLP (default: the recipe's)")
+    p.add_argument("--z-dim", type=positive_int, help="latent dimensions (default: the recipe's, 50)")
+    p.add_argument("--eval-every", type=positive_int,
+                   help="epochs between evaluations (default: the recipe's, 10, as the authors)")
+    p.add_argument("--ckpt-minutes", type=positive_float, default=3.0,
+                   help="minutes between checkpoints, besides one at every evaluation (default 3)")
+    p.add_argument("--threads", type=count, default=0,
+                   help="CPU threads for TensorFlow (default 0: all); two runs of 1 thread each, "
+                        "pinned with taskset, train about 30%% more epochs in all than one of 2")
+    p.add_argument("--out", help="run folder: checkpoints, logs, metrics, TensorBoard scalars")
+    p.add_argument("--weights", help="best-on-validation weights file, written when training, read "
+                                     "otherwise; in --out when --out is given, so that a trial run "
+                                     "never replaces shipped weights")
+    p.add_argument("--data", default=data_path, help="MNIST .npz file")
+    p.add_argument("--subset", type=count, default=0,
+                   help="use only the first N images of each split (quick checks; 0 = all)")
+    return p

@@ -1,0 +1,88 @@
+"""Pictures: digit grids, PNG files, GIFs, the frames of a run, and matplotlib figures saved atomically."""
+import os
+
+import matplotlib
+import numpy as np
+
+matplotlib.use("Agg")  # files only, never a window
+import matplotlib.pyplot as plt  # noqa: E402
+
+from cli import UserError  # noqa: E402
+from files import atomic_write  # noqa: E402
+
+
+def digit_grid(images, rows, cols, pad=2):
+    """Tiles images [rows * cols, 784] in [0, 1] into one uint8 picture with white gaps."""
+    images = np.asarray(images).reshape(rows, cols, 28, 28)
+    size = 28 + pad
+    out = np.ones((rows * size + pad, cols * size + pad), np.float32)
+    for r in range(rows):
+        for c in range(cols):
+            out[pad + r * size: pad + r * size + 28, pad + c * size: pad + c * size + 28] = images[r, c]
+    return (np.clip(out, 0, 1) * 255).round().astype(np.uint8)
+
+
+def save_png(path, picture, title=None):
+    """Saves a grey picture with matplotlib, with an optional title above it."""
+    h, w = picture.shape
+    scale = 3 / 100
+    fig = plt.figure(figsize=(w * scale, h * scale + (0.5 if title else 0)), dpi=100)
+    ax = fig.add_axes([0, 0, 1, h * scale / (h * scale + (0.5 if title else 0))])
+    ax.imshow(picture, cmap="gray", vmin=0, vmax=255, interpolation="nearest")
+    ax.axis("off")
+    if title:
+        fig.suptitle(title, fontsize=10, y=0.995, va="top")
+    atomic_write(path, lambda tmp: fig.savefig(tmp, format="png"))
+    plt.close(fig)
+
+
+def write_gif(path, pictures, titles, seconds_per_frame=0.4):
+    """An animated GIF of grey uint8 pictures, each under its title (the last frame held longer)."""
+    import imageio.v2 as imageio
+
+    frames = []
+    for picture, title in zip(pictures, titles):
+        h, w = picture.shape
+        fig = plt.figure(figsize=(w / 100, h / 100 + 0.3), dpi=100)
+        fig.add_axes([0, 0, 1, h / (h + 30)]).imshow(picture, cmap="gray", vmin=0, vmax=255,
+                                                    interpolation="nearest")
+        fig.axes[0].axis("off")
+        fig.suptitle(title, fontsize=10, y=0.995, va="top")
+        fig.canvas.draw()
+        frames.append(np.asarray(fig.canvas.buffer_rgba())[..., :3].copy())
+        plt.close(fig)
+    frames += [frames[-1]] * 3  # the GIF writer merges repeats into one frame shown four times as long
+    atomic_write(path, lambda tmp: imageio.mimsave(tmp, frames, format="GIF",
+                                                   duration=1000 * seconds_per_frame, loop=0))
+
+
+def add_frame(path, epoch, picture):
+    """Adds (epoch, uint8 picture) to the frames file at path, dropping frames of later epochs (left
+    by a run killed before its checkpoint, which the resumed run makes again)."""
+    epochs, pictures = read_frames(path) if os.path.exists(path) else (np.zeros(0, np.int64), None)
+    keep = epochs < epoch
+    epochs = np.append(epochs[keep], epoch)
+    pictures = picture[None] if pictures is None else np.concatenate([pictures[keep], picture[None]])
+
+    def write(tmp):
+        with open(tmp, "wb") as f:
+            np.savez_compressed(f, epochs=epochs, pictures=pictures)
+    atomic_write(path, write)
+
+
+def read_frames(path):
+    """(epochs [n], pictures [n, h, w] uint8) from a frames file written by add_frame."""
+    try:
+        with np.load(path, allow_pickle=False) as f:
+            return f["epochs"], f["pictures"]
+    except FileNotFoundError:
+        raise UserError(f"{path}: missing")
+    except Exception as e:
+        raise UserError(f"{path}: corrupt or not a frames file ({type(e).__name__})")
+
+
+def save_figure(fig, path):
+    """Saves a matplotlib figure as PNG (atomically), closes it and prints the path."""
+    atomic_write(path, lambda tmp: fig.savefig(tmp, format="png", dpi=100, bbox_inches="tight"))
+    plt.close(fig)
+    print(path)

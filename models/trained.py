@@ -1,0 +1,85 @@
+"""A trained M2 with what it reads of an image, for use from Python: class probabilities of MNIST
+images, analogies and class-conditional samples.
+
+    from models.trained import load_classifier
+    classifier = load_classifier()                 # the shipped M1+M2, 100 labels, seed 0
+    probabilities = classifier.probabilities(images)   # images [n, 28, 28] or [n, 784] -> [n, 10]
+"""
+import os
+
+import numpy as np
+import tensorflow as tf
+
+from models import m1, m2
+from models.features import encode_kept
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+DEFAULT_CLASSIFIER = os.path.join(ROOT, "weights", "M2", "m1m2_labels100_seed0.npz")
+
+
+class TrainedM2:
+    """An M2 and the way between its inputs and pixels: directly for an M2 on pixels, through M1
+    for the stacked M1+M2 (m1_model and its kept units given)."""
+
+    def __init__(self, m2_model, m1_model=None, kept=None):
+        self.m2, self.m1, self.kept = m2_model, m1_model, kept
+
+    def features(self, x):
+        """What M2 reads of grey images x [n, 784]: the pixels, or the kept units of M1's posterior mean."""
+        if self.m1 is None:
+            return x
+        return encode_kept(self.m1, self.kept, x)[0]
+
+    def probabilities(self, images):
+        """q(y|x) [n, 10] of MNIST-shaped images: [n, 28, 28] or [n, 784], uint8 bytes (0-255) or
+        grey values in [0, 1]. ValueError for any other shape or range."""
+        x = np.asarray(images)
+        if x.ndim not in (2, 3) or x.shape[1:] not in ((784,), (28, 28)):
+            raise ValueError(f"images must be [n, 28, 28] or [n, 784], got shape {x.shape}")
+        x = x.reshape(len(x), 784)
+        x = x.astype(np.float32) / 255.0 if x.dtype == np.uint8 else x.astype(np.float32)
+        if len(x) and not (np.all(np.isfinite(x)) and x.min() >= 0.0 and x.max() <= 1.0):
+            raise ValueError("grey values must lie in [0, 1] (or be uint8 bytes)")
+        return tf.nn.softmax(m2.classifier_logits(self.m2, self.features(x))).numpy()
+
+    def pixels(self, z, y):
+        """Pixel probabilities [..., batch, 784] for z [..., batch, z_dim] and one-hot y."""
+        params = self.m2.decode(z, y)
+        if self.m1 is None:
+            return tf.sigmoid(params)
+        z1_kept = tf.split(params, 2, axis=-1)[0]
+        # Pruned M1 units carry no information about x: they get their prior mean, 0.
+        place = tf.one_hot(self.kept, self.m1.z_dim)  # [kept, z_dim]
+        z1 = tf.reshape(tf.tensordot(z1_kept, place, 1), [-1, self.m1.z_dim])  # M1 takes [batch, z_dim]
+        shape = tf.concat([tf.shape(z1_kept)[:-1], [self.m1.x_dim]], 0)
+        return tf.reshape(tf.sigmoid(self.m1.decode(z1)), shape)
+
+    def analogies(self, x, y):
+        """[rows, 11, 784]: each grey image x with label y, then its style (the mean of q(z|x, y))
+        decoded with classes 0-9."""
+        n_classes = self.m2.n_classes
+        z, _ = self.m2.encode(self.features(x), tf.one_hot(y, n_classes))  # [rows, z_dim]
+        images = self.pixels(tf.broadcast_to(z, [n_classes, *z.shape]), m2.every_class(n_classes))  # [10, rows, 784]
+        return np.concatenate([x[:, None, :], np.transpose(images.numpy(), (1, 0, 2))], axis=1)
+
+    def conditional_samples(self, n_samples, seed):
+        """[10, n_samples, 784]: row k decodes class k; column j uses the same z ~ p(z) in every row."""
+        n_classes, z_dim = self.m2.n_classes, self.m2.z_dim
+        z = np.random.default_rng(seed).standard_normal((n_samples, z_dim)).astype(np.float32)
+        return self.pixels(tf.broadcast_to(z, [n_classes, n_samples, z_dim]), m2.every_class(n_classes)).numpy()
+
+
+def load(path, m1_path=m1.DEFAULT_WEIGHTS, missing_hint=""):
+    """The TrainedM2 of the M2 weights at path: an M2 on pixels as it is, a stacked M1+M2 through
+    the M1 at m1_path or beside it (refused unless it is the M1 the M2 was trained on)."""
+    model, extra = m2.load(path, missing_hint)
+    if model.likelihood == "bernoulli":
+        return TrainedM2(model)
+    return TrainedM2(model, m1.load(m1_path, str(extra.get("m1_sha256", ""))), np.asarray(extra["kept_units"]))
+
+
+def load_classifier(path=DEFAULT_CLASSIFIER, m1_path=m1.DEFAULT_WEIGHTS):
+    """A shipped (or any trained) classifier: M1+M2 by default, or M2 alone given its weights, e.g.
+    weights/M2/m2_labels100_seed0.npz. Its `probabilities(images)` gives q(y|x) [n, 10].
+    Raises cli.UserError if the weights (or the M1 they name by hash) are missing or corrupt."""
+    return load(path, m1_path, "train it with `python train_M2.py -train` (see README)")

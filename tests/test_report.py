@@ -1,0 +1,67 @@
+"""report.py: the one-time conversion of logs into metrics rows, and the figures drawn from the manifest."""
+import glob
+import os
+import subprocess
+import sys
+
+import pytest
+
+import report
+from conftest import ROOT
+from files import read_json
+
+SHIPPED_LOGS = sorted(glob.glob(os.path.join(ROOT, "weights", "*", "*.log"))
+                      + glob.glob(os.path.join(ROOT, "docs", "experiments", "M*", "*.log")))
+
+
+def test_every_record_has_metrics_and_the_tree_ships_no_trial_records():
+    assert len(SHIPPED_LOGS) > 40
+    for record in glob.glob(os.path.join(ROOT, "weights", "*", "*.json")):
+        stem = record[:-len(".json")]
+        assert os.path.exists(stem + ".npz") and os.path.exists(report.metrics_path(stem)), stem
+
+
+@pytest.mark.parametrize("log", SHIPPED_LOGS, ids=os.path.basename)
+def test_the_shipped_metrics_are_their_logs_converted_and_give_their_records_figures(log):
+    stem = log[:-len(".log")]
+    rows = report.read_metrics(report.metrics_path(stem))
+    assert rows == report.metrics_from_log(log)
+    record = read_json(stem + ".json")
+    chosen = [r for r in rows if r["epoch"] == record["chosen_epoch"]]
+    assert len(chosen) == 1
+    for key in ("test_error", "valid_error"):
+        if key in record:
+            assert chosen[0][key] == pytest.approx(record[key], abs=5e-5)  # the log's 0.01%
+    for key in ("test_bound", "valid_bound"):
+        if key in record:
+            assert chosen[0][key] == pytest.approx(record[key], abs=5e-3)  # the log's 0.01 nat
+
+
+def test_a_log_line_of_each_model_becomes_one_row():
+    m2 = ("epoch   10 | L(x,y)  -29.35 | U(x)  -28.08 (rec  -27.97, KL  0.01) | log q(y|x) -1.6548 | "
+          "valid L(x,y)  -27.54 | valid err 31.92% | test err 33.38% | entropy 2.158 | gen err 36.10% | "
+          "lr 1.0e-03 |   4.7 s/epoch,    1.0 min | best")
+    assert report.log_fields(m2.split(" | ", 1)[1]) == {
+        "train_labelled_bound": -29.35, "train_unlabelled_bound": -28.08, "train_reconstruction": -27.97,
+        "train_kl": 0.01, "train_log_qy": -1.6548, "valid_labelled_bound": -27.54, "valid_error": 0.3192,
+        "test_error": 0.3338, "valid_entropy": 2.158, "valid_generative_error": 0.361, "lr": 1e-3}
+    m1 = "train bound  -86.21 (rec  -60.32, KL  25.90) | valid   -88.56 | test   -87.88 | active 20"
+    assert report.log_fields(m1) == {"train_bound": -86.21, "train_reconstruction": -60.32, "train_kl": 25.9,
+                                     "valid_bound": -88.56, "test_bound": -87.88, "active_units": 20}
+
+
+def test_the_figures_draw_every_run_of_the_manifest(tmp_path, capsys):
+    manifest = read_json(report.MANIFEST)
+    paths = [p for kind in manifest["m1m2_recipes"]["runs"] for p in kind["metrics"]]
+    paths += [run["metrics"] for run in manifest["m2_alone"]["runs"] + manifest["m2_alone"]["sweep"]]
+    assert len(paths) == 27 and all(os.path.exists(os.path.join(ROOT, p)) for p in paths)
+    report.main(["--out", str(tmp_path)])
+    assert sorted(os.listdir(tmp_path)) == ["m1m2_recipes.png", "m2_alone.png"]
+    assert "| fast, on the default M1 (-87.88 nats): mean ± std of the chosen |" in capsys.readouterr().out
+
+
+def test_the_report_and_table1_import_no_tensorflow_and_data_imports_no_models():
+    code = ("import sys, report, table1, data.mnist, data.batches; "
+            "print(sorted({m.split('.')[0] for m in sys.modules} & {'tensorflow', 'keras', 'models'}))")
+    result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0 and result.stdout.strip() == "[]", result.stderr

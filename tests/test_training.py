@@ -1,0 +1,91 @@
+"""The training loop on a tiny real model with a scripted validation score: the weights chosen on
+validation, the record (settings and results, one object), the metrics rows and the checkpoint guard."""
+import os
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+import recipes
+import training
+from cli import UserError
+from files import read_json, read_jsonl, save_weights
+from models import m1
+
+
+def tiny_task(scores, snapshots):
+    """An M1 of 8 units trained for real on 40 random images; its validation score is scripted
+    (epoch -> score), and the weights at each evaluation are kept in snapshots."""
+    keras.utils.set_random_seed(0)
+    model = m1.M1(hidden=[8], z_dim=2)
+    optimizer = keras.optimizers.Adam(1e-2)
+    optimizer.build(model.trainable_variables)
+    rng = training.make_rng(0, "philox")
+    x = tf.constant(np.random.default_rng(0).random((40, 784), dtype=np.float32))
+    step = m1.make_train_step(model, optimizer, x, rng, 40)
+
+    def evaluate(epoch):
+        snapshots[epoch] = [v.numpy() for v in model.weights]
+        return {"score": scores[epoch], "valid_bound": scores[epoch]}
+
+    return training.Task(model, optimizer, rng, training.compile_steps(step, model.trainable_variables),
+                         lambda epoch: (np.arange(40, dtype=np.int32).reshape(4, 10),), evaluate,
+                         lambda train, ev: f"valid {ev['valid_bound']}",
+                         lambda path: save_weights(path, model, model.get_config()))
+
+
+def config(epochs):
+    return {"model": "tiny", "recipe": "test", "hidden": [8], "lr": 1e-2, "epochs": epochs, "lr_decay_epochs": 0,
+            "eval_every": 1, "seed": 0}
+
+
+def test_the_weights_chosen_are_the_best_on_validation_not_the_last(tmp_path):
+    snapshots = {}
+    task = tiny_task({1: -30.0, 2: -10.0, 3: -20.0}, snapshots)
+    weights = str(tmp_path / "tiny.npz")
+    with training.RunFolder(str(tmp_path / "run"), weights) as run:
+        run.open_checkpoints(config(3), model=task.model, optimizer=task.optimizer, rng=task.rng)
+        training.fit(run, task, config(3), weights, ckpt_minutes=60)
+    with np.load(weights) as f:
+        saved = [f[f"w{i:03d}"] for i in range(len(snapshots[2]))]
+    assert all(np.array_equal(s, w) for s, w in zip(saved, snapshots[2]))
+    assert not all(np.array_equal(s, w) for s, w in zip(saved, snapshots[3]))
+    record = read_json(str(tmp_path / "tiny.json"))
+    assert record == {**config(3), "command": record["command"], "chosen_epoch": 2, "valid_bound": -10.0,
+                      "train_minutes": record["train_minutes"], "run_minutes": record["run_minutes"], "epochs_run": 3}
+    rows = read_jsonl(str(tmp_path / "run" / "metrics.jsonl"))
+    assert [(r["epoch"], r["best"], r["valid_bound"]) for r in rows] == [(1, True, -30.0), (2, True, -10.0),
+                                                                        (3, False, -20.0)]
+    assert {"train_loss", "train_bound", "lr", "minutes"} <= set(rows[0])
+    assert read_jsonl(str(tmp_path / "tiny.metrics.jsonl")) == rows
+    guarded = read_json(str(tmp_path / "run" / "ckpt" / "config.json"))
+    assert guarded == {k: v for k, v in config(3).items() if k not in recipes.SCHEDULE}
+
+
+def test_a_resume_may_extend_the_schedule_but_not_change_what_is_trained(tmp_path):
+    scores = {e: -float(e) for e in range(1, 5)}
+    weights = str(tmp_path / "tiny.npz")
+    for epochs in (1, 2):
+        task = tiny_task(scores, {})
+        with training.RunFolder(str(tmp_path / "run"), weights) as run:
+            run.open_checkpoints(config(epochs), model=task.model, optimizer=task.optimizer, rng=task.rng)
+            training.fit(run, task, config(epochs), weights, ckpt_minutes=60)
+    assert [r["epoch"] for r in read_jsonl(str(tmp_path / "run" / "metrics.jsonl"))] == [1, 2]
+    task = tiny_task(scores, {})
+    with training.RunFolder(str(tmp_path / "run"), weights) as run:
+        with pytest.raises(UserError, match=r"other settings \(lr\)"):
+            run.open_checkpoints({**config(3), "lr": 1e-3}, model=task.model, optimizer=task.optimizer, rng=task.rng)
+
+
+def test_rows_of_epochs_after_the_last_checkpoint_are_dropped_on_resume(tmp_path):
+    weights = str(tmp_path / "tiny.npz")
+    task = tiny_task({1: -1.0, 2: -2.0}, {})
+    with training.RunFolder(str(tmp_path / "run"), weights) as run:
+        run.open_checkpoints(config(1), model=task.model, optimizer=task.optimizer, rng=task.rng)
+        training.fit(run, task, config(1), weights, ckpt_minutes=60)
+        run.add_metrics({"epoch": 2, "minutes": 0.0})  # as a run killed after logging epoch 2, before its checkpoint
+    with training.RunFolder(str(tmp_path / "run"), weights) as run:
+        run.open_checkpoints(config(2), model=task.model, optimizer=task.optimizer, rng=task.rng)
+        assert [r["epoch"] for r in read_jsonl(run.metrics_path)] == [1]
+    assert os.path.exists(str(tmp_path / "tiny.metrics.jsonl"))
