@@ -5,10 +5,22 @@ import os
 import sys
 
 MAX_SEED = 2 ** 32 - 1
+CHECKPOINT_MINUTES = 3.0
+# Flags of both training scripts that only training reads.
+TRAINING_ONLY = ("epochs", "lr", "lr_decay_epochs", "ema", "hidden", "z_dim", "eval_every", "ckpt_minutes")
 
 
 class UserError(Exception):
     """A problem the user can fix (bad flag, missing or corrupt file): one line, exit code 2."""
+
+
+class Stopped(Exception):
+    """A run stopped by a signal after saving its place: one line, and the signal's conventional
+    exit status (128 + its number: 143 for SIGTERM, 130 for SIGINT)."""
+
+    def __init__(self, message, status):
+        super().__init__(message)
+        self.status = status
 
 
 class ArgumentParser(argparse.ArgumentParser):
@@ -20,9 +32,12 @@ class ArgumentParser(argparse.ArgumentParser):
 
 def run_cli(main):
     """Calls main(); a UserError or an OSError (a path that cannot be read or written) becomes one
-    line on stderr and exit code 2."""
+    line on stderr and exit code 2, a run Stopped by a signal one line and its status."""
     try:
         main()
+    except Stopped as e:
+        sys.stderr.write(f"stopped by {e}\n")
+        sys.exit(e.status)
     except UserError as e:
         sys.stderr.write(f"error: {e}\n")
         sys.exit(2)
@@ -70,6 +85,16 @@ count = number(int, 0, math.inf, "an integer of at least 0")
 positive_float = number(float, math.ulp(0.0), sys.float_info.max, "a finite number above 0")
 
 
+def check_training_flags(args, only_training):
+    """Refuses settings given without -train, which evaluation would ignore (the weights file holds
+    the settings of the model it evaluates); fills --ckpt-minutes' default."""
+    given = [name for name in only_training if getattr(args, name, None) is not None]
+    if given and not args.train:
+        raise UserError(f"--{given[0].replace('_', '-')} is a training setting: add -train, or leave it out to "
+                        "evaluate (the weights file holds the settings of its model)")
+    args.ckpt_minutes = args.ckpt_minutes or CHECKPOINT_MINUTES
+
+
 def training_flags(data_path):
     """The flags both training scripts take, as a parent parser. A setting left unset (None) is
     filled from the recipe (recipes.resolve)."""
@@ -95,8 +120,8 @@ def training_flags(data_path):
     p.add_argument("--z-dim", type=positive_int, help="latent dimensions (default: the recipe's, 50)")
     p.add_argument("--eval-every", type=positive_int,
                    help="epochs between evaluations (default: the recipe's, 10, as the authors)")
-    p.add_argument("--ckpt-minutes", type=positive_float, default=3.0,
-                   help="minutes between checkpoints, besides one at every evaluation (default 3)")
+    p.add_argument("--ckpt-minutes", type=positive_float,
+                   help=f"minutes between checkpoints, besides one at every evaluation (default {CHECKPOINT_MINUTES:g})")
     p.add_argument("--threads", type=count, default=0,
                    help="CPU threads for TensorFlow (default 0: all); two runs of 1 thread each, "
                         "pinned with taskset, train about 30%% more epochs in all than one of 2")

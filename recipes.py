@@ -74,5 +74,7 @@ def resolve(model, args, labels=None, n_train=None):
                             "each minibatch holds at least one")
         settings.update(labels=n_labels, batches=min(settings["batches"], n_labels))
         if n_labels == n_train:
+            if given.get("warmup_steps"):
+                raise UserError("--warmup-steps: with every label known there is no unlabelled part to warm up for")
             settings["warmup_steps"] = 0
     return settings

@@ -6,7 +6,8 @@
 """
 import os
 
-from cli import ArgumentParser, UserError, positive_float, positive_int, quiet_tensorflow, run_cli, training_flags
+from cli import (TRAINING_ONLY, ArgumentParser, UserError, check_training_flags, positive_float, positive_int,
+                 quiet_tensorflow, run_cli, training_flags)
 
 quiet_tensorflow()
 import keras  # noqa: E402
@@ -15,6 +16,7 @@ import tensorflow as tf  # noqa: E402
 
 import recipes  # noqa: E402
 import training  # noqa: E402
+from run_folder import RunFolder  # noqa: E402
 from data import mnist  # noqa: E402
 from figures import add_frame, digit_grid, read_frames, save_png, write_gif  # noqa: E402
 from files import save_weights  # noqa: E402
@@ -38,6 +40,9 @@ def parse_args(argv=None):
                    help="only turn a frames file (default: the shipped M1 run's, docs/M1_training_frames.npz; "
                         "a run's is <out>/frames.npz) into M1_training.gif beside it")
     args = p.parse_args(argv)
+    if args.gif and args.train:
+        raise UserError("--gif only draws a GIF from a frames file; leave out -train (a training run draws its own)")
+    check_training_flags(args, TRAINING_ONLY + ("batch_size", "init", "prior_sd"))
     args.config = {**recipes.resolve("m1", args), "seed": args.seed, "subset": args.subset}
     suffix = recipes.suffix("m1", args.config["recipe"])
     args.weights = args.weights or os.path.join(args.out or os.path.dirname(m1.DEFAULT_WEIGHTS), f"m1{suffix}.npz")
@@ -79,7 +84,7 @@ def make_gif(frames):
 
 def train(args):
     config = args.config
-    with training.RunFolder(args.out, args.weights) as run:
+    with RunFolder(args.out, args.weights) as run:
         splits = load_splits(args)
         x_train = splits["train"][0]
         batch_size = config["batch_size"]

@@ -8,13 +8,15 @@
 import math
 import os
 
-from cli import ArgumentParser, UserError, count, number, positive_int, quiet_tensorflow, run_cli, training_flags
+from cli import (TRAINING_ONLY, ArgumentParser, UserError, check_training_flags, count, number, positive_int,
+                 quiet_tensorflow, run_cli, training_flags)
 
 quiet_tensorflow()
 import keras  # noqa: E402
 
 import recipes  # noqa: E402
 import training  # noqa: E402
+from run_folder import RunFolder  # noqa: E402
 from data import mnist  # noqa: E402
 from data.batches import full_batches, minibatches  # noqa: E402
 from files import save_weights  # noqa: E402
@@ -42,8 +44,13 @@ def parse_args(argv=None):
                    help="full-batch Adam steps on the labelled part of the objective alone, L(x, y) + beta "
                         "log q(y|x) over the labelled images, before the first epoch of a run with unlabelled "
                         "images (default: the recipe's; fast M2 alone: 2000, at 1e-3)")
-    p.add_argument("--m1-weights", default=m1.DEFAULT_WEIGHTS, help="M1 weights file (m1m2 only)")
+    p.add_argument("--m1-weights", help="M1 weights file (m1m2 only; default weights/M1/m1.npz, or the file of "
+                                        "the M1 that the M2 weights name, beside it)")
     args = p.parse_args(argv)
+    check_training_flags(args, TRAINING_ONLY + ("alpha", "batches", "warmup_steps"))
+    if args.m1_weights and args.model_name == "m2":
+        raise UserError("--m1-weights is for --model m1m2: M2 alone reads pixels")
+    args.m1_weights = args.m1_weights or m1.DEFAULT_WEIGHTS
     n_train = args.subset or mnist.N_TRAIN
     if args.labels != "all" and not args.labels.isdigit():
         raise UserError(f"--labels must be a number or 'all', got {args.labels!r}")
@@ -75,7 +82,7 @@ def evaluate(args):
 
 def train(args):
     config = args.config
-    with training.RunFolder(args.out, args.weights) as run:
+    with RunFolder(args.out, args.weights) as run:
         splits = mnist.load_splits(args.data, args.subset)
         x_train, y_train = splits["train"]
         n_labels = config["labels"]
@@ -96,7 +103,11 @@ def train(args):
         config = {**config, "beta": beta, "selected_on": selected_on, "m1_sha256": features.m1_sha256,
                   "kept_units": None if features.kept is None else features.kept.tolist()}
         average = training.MovingAverage(model.trainable_variables, config["ema"])
-        run.open_checkpoints(config, model=model, optimizer=optimizer, rng=rng, average=average)
+        # The warm-up has its own Adam, so that the paper's objective starts from fresh moments at --lr.
+        warm_optimizer = keras.optimizers.Adam(config["warmup_lr"])
+        warm_optimizer.build(model.trainable_variables)
+        run.open_checkpoints(config, model=model, optimizer=optimizer, rng=rng, average=average,
+                             warm_optimizer=warm_optimizer)
         if features.kept is not None:
             run.log(f"M1 {args.m1_weights}: kept {len(features.kept)} active units {features.kept.tolist()}")
         run.log(f"{len(labelled)} labelled, {len(unlabelled)} unlabelled, {config['batches']} minibatches of "
@@ -129,9 +140,6 @@ def train(args):
                              lambda epoch: batches, evaluate_epoch, describe,
                              lambda path: save_weights(path, model, model.get_config(), extra), average=average)
         if config["warmup_steps"]:
-            # Its own Adam, so that the paper's objective starts from fresh moments at --lr.
-            warm_optimizer = keras.optimizers.Adam(config["warmup_lr"])
-            warm_optimizer.build(model.trainable_variables)
             warm_step = m2.make_train_step(model, warm_optimizer, features, y_train, rng, config["alpha"], n_labels)
             task.warm_up = training.Phase(
                 f"warm-up: {config['warmup_steps']} full-batch steps on the labelled part",

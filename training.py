@@ -9,7 +9,6 @@ score, training time, optimizer state and generator state are all in the checkpo
 """
 import contextlib
 import dataclasses
-import fcntl
 import math
 import os
 import sys
@@ -17,12 +16,10 @@ import time
 from typing import Callable
 
 import keras
-import numpy as np
 import tensorflow as tf
 
 from cli import UserError
-from files import check_writable, copy_atomic, read_json, read_jsonl, write_json, write_jsonl
-from recipes import SCHEDULE
+from files import read_json, write_json
 
 
 def set_threads(threads):
@@ -128,124 +125,33 @@ class Phase:
     lr: float
 
 
-def run_steps(train_steps, batches, steps_per_call, what, lr, last_good, bar=None):
+def run_steps(run, train_steps, batches, steps_per_call, what, lr, bar=None):
     """Runs train_steps (from compile_steps) over the minibatches `batches` (index arrays [steps, ...]),
-    steps_per_call a call, and returns the terms' means over the steps. A chunk that leaves any weight
-    or term non-finite stops the run (UserError naming `what`, the rate lr and `last_good`) before
-    anything is evaluated or saved."""
-    steps = len(batches[0])
-    totals = {}
-    for s in range(0, steps, steps_per_call):
-        sums, finite = train_steps(*[tf.constant(b[s: s + steps_per_call]) for b in batches])
+    steps_per_call a call, from the step and partial sums that `run` holds (0 unless resumed inside
+    `what`), and returns the terms' means over the steps. After each call: a chunk that leaves any
+    weight or term non-finite stops the run (UserError naming `what`, the rate lr and the last good
+    checkpoint) before anything is evaluated or saved; a signal stops it with its place saved."""
+    steps, start = len(batches[0]), time.time()
+    done, pending, totals = int(run.step), list(run.partial_sums.numpy()), {}
+    while done < steps:
+        sums, finite = train_steps(*[tf.constant(b[done: done + steps_per_call]) for b in batches])
         sums = {k: float(v) for k, v in sums.items()}
         if not (bool(finite) and all(math.isfinite(v) for v in sums.values())):
             raise UserError(f"{what}: the weights or the loss became non-finite (learning rate {lr:g}); "
-                            f"stopped without evaluating or saving them; {last_good}")
-        totals = {k: totals.get(k, 0.0) + v for k, v in sums.items()}
+                            f"stopped without evaluating or saving them; {run.last_good()}")
+        if not totals:
+            totals = dict(zip(sorted(sums), pending)) if pending else dict.fromkeys(sums, 0.0)
+        totals = {k: totals[k] + v for k, v in sums.items()}
+        done = min(done + steps_per_call, steps)
         if bar:
-            done = min(s + steps_per_call, steps)
             bar.update(done, [("loss", totals["loss"] / done)])
+        if done < steps and run.stop_signal is not None:
+            run.seconds.assign_add(time.time() - start)
+            run.stop_here(what, done, steps, totals)
+    run.seconds.assign_add(time.time() - start)
+    run.step.assign(0)
+    run.partial_sums.assign([])
     return {k: v / steps for k, v in totals.items()}
-
-
-class RunFolder:
-    """A training run's folder: checkpoints, the log `train.log` and `metrics.jsonl` (one JSON row
-    per evaluation, which the tables and figures read). The folders of the run and of its weights are
-    checked for writing first, so that no epoch is lost to them, and the run folder is locked before
-    anything is loaded: a second run there would overwrite the checkpoints, so it is refused at once.
-    The lock is an flock, released by the system when the process ends however it ends; the file
-    keeps the holder's process id, so a run that was killed is named when the next one takes over."""
-
-    def __init__(self, path, weights_path):
-        check_writable(path)
-        check_writable(os.path.dirname(os.path.abspath(weights_path)))
-        self.path = path
-        self._lock = open(os.path.join(path, "lock"), "a+")
-        try:
-            fcntl.flock(self._lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            self._lock.close()
-            raise UserError(f"{path}: another run is training in this folder")
-        self._lock.seek(0)
-        previous = self._lock.read().strip()
-        self._lock.truncate(0)
-        self._lock.write(str(os.getpid()))
-        self._lock.flush()
-        self.log_path = os.path.join(path, "train.log")
-        self.metrics_path = os.path.join(path, "metrics.jsonl")
-        if previous:
-            self.log(f"took over the lock of process {previous}, which ended without releasing it")
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self._lock.truncate(0)
-        self._lock.close()
-
-    def log(self, line):
-        """Prints a line and appends it to the run's log."""
-        print(line, flush=True)
-        with open(self.log_path, "a") as f:
-            f.write(line + "\n")
-
-    def add_metrics(self, row):
-        """Appends one evaluation's row to metrics.jsonl (rewritten atomically: never half a row)."""
-        rows = read_jsonl(self.metrics_path) if os.path.exists(self.metrics_path) else []
-        write_jsonl(self.metrics_path, rows + [row])
-
-    def copy_beside(self, stem):
-        """Copies the log and the metrics beside the weights: <stem>.log, <stem>.metrics.jsonl."""
-        copy_atomic(self.log_path, stem + ".log")
-        if os.path.exists(self.metrics_path):
-            copy_atomic(self.metrics_path, stem + ".metrics.jsonl")
-
-    def open_checkpoints(self, config, **trackables):
-        """Restores the latest checkpoint of this folder, refusing one made with other settings than
-        config's (its schedule, recipes.SCHEDULE, may change); adds the counters epoch, best_score and
-        seconds to the trackables, and drops metrics rows that the checkpoint does not cover (written
-        by a run killed before its next checkpoint, which the resumed run writes again). Returns self."""
-        self.epoch = tf.Variable(0, dtype=tf.int64)
-        self.best_score = tf.Variable(-np.inf, dtype=tf.float64)
-        self.seconds = tf.Variable(0.0, dtype=tf.float64)
-        self.ckpt_dir = os.path.join(self.path, "ckpt")
-        checkpoint = tf.train.Checkpoint(epoch=self.epoch, best_score=self.best_score,
-                                         seconds=self.seconds, **trackables)
-        self.manager = tf.train.CheckpointManager(checkpoint, self.ckpt_dir, max_to_keep=2)
-        config_path = os.path.join(self.ckpt_dir, "config.json")
-        latest = self.manager.latest_checkpoint
-        guarded = {k: v for k, v in config.items() if k not in SCHEDULE}
-        if latest and os.path.exists(config_path):
-            saved = read_json(config_path)
-            if saved != guarded:
-                diff = sorted(k for k in set(saved) | set(guarded) if saved.get(k) != guarded.get(k))
-                raise UserError(f"{self.ckpt_dir} holds a run with other settings ({', '.join(diff)}); "
-                                "pass the same flags to resume, or a new --out to start afresh")
-        write_json(config_path, guarded)
-        if latest:
-            try:
-                checkpoint.restore(latest).assert_existing_objects_matched()
-            except Exception as e:
-                raise UserError(f"{latest}: cannot resume from this checkpoint ({type(e).__name__}); "
-                                "pass a new --out to start afresh")
-        if os.path.exists(self.metrics_path):
-            write_jsonl(self.metrics_path, [r for r in read_jsonl(self.metrics_path)
-                                            if latest and r["epoch"] <= int(self.epoch)])
-        self.log(f"{'resumed ' + latest + ' at epoch ' + str(int(self.epoch)) if latest else 'new run'}: "
-                 f"{' '.join(sys.argv)}")
-        self.last_save = time.time()
-        return self
-
-    def checkpoint(self, interval_s):
-        """Saves a checkpoint if interval_s seconds have passed since the last (0: now)."""
-        if time.time() - self.last_save >= interval_s:
-            self.manager.save()
-            self.last_save = time.time()
-
-    def last_good(self):
-        """Names the last good checkpoint, for an error message."""
-        latest = self.manager.latest_checkpoint
-        return f"the last good checkpoint is {latest}" if latest else "no checkpoint was written yet"
 
 
 def fit(run, task, config, weights, ckpt_minutes):
@@ -259,7 +165,7 @@ def fit(run, task, config, weights, ckpt_minutes):
     writer = tf.summary.create_file_writer(os.path.join(run.path, "tb"))
     stem = os.path.splitext(weights)[0]
     average = task.average or MovingAverage([], 0.0)
-    if task.warm_up and int(run.epoch) == 0:
+    if task.warm_up and not bool(run.warmed):
         warm_up(run, task, average)
     while int(run.epoch) < config["epochs"]:
         e = int(run.epoch) + 1
@@ -281,11 +187,12 @@ def fit(run, task, config, weights, ckpt_minutes):
                     tf.summary.scalar(f"eval/{k}", v)
             if is_best:
                 run.best_score.assign(metrics["score"])
-                task.save(weights)
-                write_json(stem + ".json", {
-                    **config, "command": " ".join(["python", os.path.basename(sys.argv[0]), *sys.argv[1:]]),
-                    "chosen_epoch": e, "train_minutes": round(float(run.seconds) / 60, 1),
-                    **{k: round(v, 5) for k, v in metrics.items() if k != "score"}})
+                with run.writing(weights):
+                    task.save(weights)
+                    write_json(stem + ".json", {
+                        **config, "command": " ".join(["python", os.path.basename(sys.argv[0]), *sys.argv[1:]]),
+                        "chosen_epoch": e, "train_minutes": round(float(run.seconds) / 60, 1),
+                        **{k: round(v, 5) for k, v in metrics.items() if k != "score"}})
         run.checkpoint(0)
         run.copy_beside(stem)
     writer.flush()
@@ -294,7 +201,8 @@ def fit(run, task, config, weights, ckpt_minutes):
             f"{float(run.best_score):.4f}, weights {weights}")
     if os.path.exists(stem + ".json"):
         # What the whole run cost, beside train_minutes (the minutes to the chosen weights).
-        write_json(stem + ".json", {**read_json(stem + ".json"), "run_minutes": minutes, "epochs_run": int(run.epoch)})
+        with run.writing(stem + ".json"):
+            write_json(stem + ".json", {**read_json(stem + ".json"), "run_minutes": minutes, "epochs_run": int(run.epoch)})
     run.copy_beside(stem)
 
 
@@ -302,8 +210,8 @@ def warm_up(run, task, average):
     """Runs the task's warm-up phase, logs it as epoch 0 and starts the weight average after it."""
     start = time.time()
     phase = task.warm_up
-    means = run_steps(phase.train_steps, phase.batches, task.steps_per_call, "the warm-up", phase.lr, run.last_good())
-    run.seconds.assign_add(time.time() - start)
+    means = run_steps(run, phase.train_steps, phase.batches, task.steps_per_call, "the warm-up", phase.lr)
+    run.warmed.assign(True)
     metrics = task.evaluate(0)
     run.log(f"{phase.name} | {task.describe(means, metrics)} | "
             f"{time.time() - start:5.1f} s, {float(run.seconds) / 60:6.1f} min")
@@ -312,14 +220,12 @@ def warm_up(run, task, average):
 
 
 def train_epoch(run, task, epoch, lr):
-    """One epoch of training steps at rate lr; counts its time and the epoch in run. Returns the
-    training terms' means."""
-    start = time.time()
+    """One epoch of training steps at rate lr (the rest of it, if resumed inside it); counts the
+    epoch in run. Returns the training terms' means."""
     task.optimizer.learning_rate.assign(lr)
     batches = task.epoch_batches(epoch)
     bar = keras.utils.Progbar(len(batches[0]), stateful_metrics=["loss"], verbose=1 if sys.stdout.isatty() else 0)
-    means = run_steps(task.train_steps, batches, task.steps_per_call, f"epoch {epoch}", lr, run.last_good(), bar)
-    run.seconds.assign_add(time.time() - start)
+    means = run_steps(run, task.train_steps, batches, task.steps_per_call, f"epoch {epoch}", lr, bar)
     run.epoch.assign(epoch)
     return means
 
@@ -330,7 +236,8 @@ def evaluate(run, task, epoch, means, lr, start, unaveraged=None):
     is the best yet."""
     metrics = task.evaluate(epoch)
     if task.picture:
-        task.picture(epoch)
+        with run.writing(run.path):
+            task.picture(epoch)
     is_best = metrics["score"] > float(run.best_score)
     if unaveraged:
         metrics.update({f"unaveraged_{k}": v for k, v in unaveraged.items() if k != "score"})

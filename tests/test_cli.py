@@ -19,7 +19,7 @@ from figures import read_frames
 from files import atomic_write, read_json, save_weights
 from models import m1
 from models.m1 import M1
-from training import RunFolder
+from run_folder import RunFolder
 
 
 @pytest.fixture(scope="module")
@@ -240,6 +240,13 @@ def run_script(*args):
     (["report.py", "--bogus"], "unrecognized arguments: --bogus"),
     (["report.py", "--convert", "absent.log"], "absent.log: No such file or directory"),
     (["benchmark.py", "--rounds", "0"], "argument --rounds: must be an integer of at least 1"),
+    (["train_M2.py", "--epochs", "5"], "--epochs is a training setting: add -train"),
+    (["train_M1.py", "--prior-sd", "0.5"], "--prior-sd is a training setting: add -train"),
+    (["train_M1.py", "-train", "--gif"], "--gif only draws a GIF from a frames file; leave out -train"),
+    (["train_M2.py", "--model", "m2", "--m1-weights", "weights/M1/m1.npz"], "--m1-weights is for --model m1m2"),
+    (["train_M2.py", "-train", "--model", "m2", "--labels", "all", "--warmup-steps", "5"],
+     "--warmup-steps: with every label known there is no unlabelled part"),
+    (["run_analogy.py", "--rows", "0"], "argument --rows: must be an integer of at least 1"),
 ])
 def test_cli_errors_are_one_line_with_nonzero_exit(args, message):
     result = run_script(*args)
@@ -263,7 +270,7 @@ def test_m1_default_recipe_is_the_shipped_m1s_and_the_authors_one_flag_away():
     assert [fast[k] for k in settings] == [shipped[k] for k in settings]
     authors = train_M1.parse_args(["--recipe", "authors"]).config
     assert [authors[k] for k in settings[:6]] == [1000, 3e-4, 3000, 0, 0.0, 1.0]
-    given = train_M1.parse_args(["--ema", "0", "--prior-sd", "1"]).config  # a flag given wins over the recipe
+    given = train_M1.parse_args(["-train", "--ema", "0", "--prior-sd", "1"]).config  # a flag given wins
     assert (given["ema"], given["prior_sd"], given["batch_size"]) == (0.0, 1.0, fast["batch_size"])
 
 

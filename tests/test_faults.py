@@ -1,7 +1,9 @@
-"""Faults on real processes: kill -9 mid-run and resume, a second run in a busy folder, a learning
-rate that breaks the weights. Each run is a few seconds on a --subset of MNIST, one thread."""
+"""Faults on real processes: kill -9, SIGTERM and SIGINT mid-run and resume, a damaged checkpoint, a
+full disk, a second run in a busy folder, a learning rate that breaks the weights. Each run is a few
+seconds on a --subset of MNIST, one thread."""
 import glob
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -63,32 +65,91 @@ def weight_arrays(path):
         return {k: f[k] for k in f.files}
 
 
-@pytest.mark.parametrize("flags, weights", [(M1_FLAGS, "m1.npz"), (M2_FLAGS, "m1m2_labels100_seed0.npz")])
-def test_a_run_killed_mid_epoch_resumes_to_the_same_weights(flags, weights, tmp_path, start):
-    straight, killed = tmp_path / "straight", tmp_path / "killed"
+@pytest.mark.parametrize("flags, weights, signum", [(M1_FLAGS, "m1.npz", signal.SIGKILL),
+                                                    (M2_FLAGS, "m1m2_labels100_seed0.npz", signal.SIGKILL),
+                                                    (M2_FLAGS, "m1m2_labels100_seed0.npz", signal.SIGTERM),
+                                                    (M1_FLAGS, "m1.npz", signal.SIGINT)],
+                         ids=["M1-SIGKILL", "M2-SIGKILL", "M2-SIGTERM", "M1-SIGINT"])
+def test_a_run_stopped_mid_epoch_resumes_to_the_same_weights(flags, weights, signum, tmp_path, start):
+    straight, stopped = tmp_path / "straight", tmp_path / "stopped"
     reference = start(flags, straight)
-    victim = start(flags, killed)
-    wait_for(killed / "train.log", "epoch    3 |")
+    victim = start(flags, stopped)
+    wait_for(stopped / "train.log", "epoch    3 |")
     time.sleep(0.1)  # into epoch 4, or the writes after epoch 3
-    victim.send_signal(signal.SIGKILL)
-    victim.wait()
-    rc, _, err = finish(start(flags, killed))
+    victim.send_signal(signum)
+    sent = time.time()
+    rc, _, err = finish(victim)
+    if signum != signal.SIGKILL:
+        # One line, the conventional status, within 30 s, and a checkpoint at the place it names.
+        assert rc == 128 + signum and time.time() - sent < 30
+        name = signal.Signals(signum).name
+        line = err.strip()
+        assert "\n" not in line and line.startswith(f"stopped by {name} at epoch "), err
+        epoch, step = map(int, re.search(r" at epoch (\d+), step (\d+) of \d+: checkpoint ", line).groups())
+        assert line.endswith("written; the same command resumes the run there")
+        reader = tf.train.load_checkpoint(tf.train.latest_checkpoint(str(stopped / "ckpt")))
+        assert (reader.get_tensor("epoch/.ATTRIBUTES/VARIABLE_VALUE"),
+                reader.get_tensor("step/.ATTRIBUTES/VARIABLE_VALUE")) == (epoch - 1, step)
+    rc, _, err = finish(start(flags, stopped))
     assert rc == 0, err
     assert finish(reference)[0] == 0
-    log = (killed / "train.log").read_text()
-    assert f"took over the lock of process {victim.pid}" in log
+    log = (stopped / "train.log").read_text()
+    if signum == signal.SIGKILL:
+        assert f"took over the lock of process {victim.pid}" in log
     assert "resumed" in log
-    a, b = checkpoint_tensors(str(straight)), checkpoint_tensors(str(killed))
+    a, b = checkpoint_tensors(str(straight)), checkpoint_tensors(str(stopped))
     assert len(a) > 10 and a.keys() == b.keys()
     for name in a:
         np.testing.assert_array_equal(a[name], b[name], err_msg=name)
-    a, b = weight_arrays(straight / weights), weight_arrays(killed / weights)
+    a, b = weight_arrays(straight / weights), weight_arrays(stopped / weights)
     assert a.keys() == b.keys() and all(np.array_equal(a[k], b[k]) for k in a)
     # One metrics row per evaluated epoch, none twice, the same figures as the uninterrupted run's.
     a, b = ([{k: v for k, v in row.items() if k != "minutes"} for row in read_jsonl(str(run / "metrics.jsonl"))]
-            for run in (straight, killed))
+            for run in (straight, stopped))
     assert [row["epoch"] for row in b] == [1, 2, 3, 4, 5, 6] and a == b
-    assert not glob.glob(str(killed / "**" / ".tmp-*"), recursive=True)
+    assert not glob.glob(str(stopped / "**" / ".tmp-*"), recursive=True)
+
+
+def test_a_damaged_newest_checkpoint_is_skipped_for_the_one_before(tmp_path, start):
+    flags = [f if f != "6" else "3" for f in M2_FLAGS]
+    assert finish(start(flags, tmp_path / "damaged"))[0] == 0
+    newest = tf.train.latest_checkpoint(str(tmp_path / "damaged" / "ckpt"))
+    data = glob.glob(newest + ".data-*")[0]
+    os.truncate(data, os.path.getsize(data) // 2)
+    longer = [f if f != "3" else "4" for f in flags]
+    rc, _, err = finish(start(longer, tmp_path / "damaged"))
+    assert rc == 0, err
+    log = (tmp_path / "damaged" / "train.log").read_text()
+    assert f"skipped checkpoint {newest}: it does not restore" in log and "ckpt-2 at epoch 2" in log
+    assert finish(start(longer, tmp_path / "straight"))[0] == 0
+    a, b = weight_arrays(tmp_path / "straight" / "m1m2_labels100_seed0.npz"), \
+        weight_arrays(tmp_path / "damaged" / "m1m2_labels100_seed0.npz")
+    assert all(np.array_equal(a[k], b[k]) for k in a)
+    for path in glob.glob(str(tmp_path / "damaged" / "ckpt" / "ckpt-*.data-*")):
+        os.truncate(path, 10)
+    rc, _, err = finish(start(longer + ["--epochs", "5"], tmp_path / "damaged"))
+    assert rc == 2 and err.strip().endswith("no checkpoint restores (see " + str(tmp_path / "damaged" / "train.log")
+                                            + "); pass a new --out to start afresh")
+
+
+@pytest.fixture
+def full_disk(tmp_path):
+    """A 100 kB filesystem (tmpfs, which needs root): room for a tiny run's files, not its checkpoint."""
+    folder = tmp_path / "full"
+    folder.mkdir()
+    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=100k", "tmpfs", str(folder)]).returncode:
+        pytest.skip("mounting a tmpfs needs root")
+    yield folder
+    subprocess.run(["umount", str(folder)], check=True)
+
+
+def test_a_full_disk_ends_the_run_with_one_line_and_nothing_half_written(full_disk, start):
+    rc, _, err = finish(start(M2_FLAGS, full_disk / "run"))
+    assert rc == 2 and "Traceback" not in err and len(err.strip().splitlines()) == 1, err
+    assert err.startswith(f"error: {full_disk / 'run' / 'ckpt'}: cannot write (") and "No space left on device" in err
+    assert "no checkpoint was written yet, and the weights and records are as they were" in err
+    assert sorted(os.listdir(full_disk / "run" / "ckpt")) == ["config.json"]
+    assert not glob.glob(str(full_disk / "**" / ".tmp-*"), recursive=True)
 
 
 def test_a_second_run_in_a_busy_folder_is_refused_at_once(tmp_path, start):

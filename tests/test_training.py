@@ -9,6 +9,7 @@ import tensorflow as tf
 
 import recipes
 import training
+from run_folder import RunFolder
 from cli import UserError
 from files import read_json, read_jsonl, save_weights
 from models import m1
@@ -44,7 +45,7 @@ def test_the_weights_chosen_are_the_best_on_validation_not_the_last(tmp_path):
     snapshots = {}
     task = tiny_task({1: -30.0, 2: -10.0, 3: -20.0}, snapshots)
     weights = str(tmp_path / "tiny.npz")
-    with training.RunFolder(str(tmp_path / "run"), weights) as run:
+    with RunFolder(str(tmp_path / "run"), weights) as run:
         run.open_checkpoints(config(3), model=task.model, optimizer=task.optimizer, rng=task.rng)
         training.fit(run, task, config(3), weights, ckpt_minutes=60)
     with np.load(weights) as f:
@@ -68,12 +69,12 @@ def test_a_resume_may_extend_the_schedule_but_not_change_what_is_trained(tmp_pat
     weights = str(tmp_path / "tiny.npz")
     for epochs in (1, 2):
         task = tiny_task(scores, {})
-        with training.RunFolder(str(tmp_path / "run"), weights) as run:
+        with RunFolder(str(tmp_path / "run"), weights) as run:
             run.open_checkpoints(config(epochs), model=task.model, optimizer=task.optimizer, rng=task.rng)
             training.fit(run, task, config(epochs), weights, ckpt_minutes=60)
     assert [r["epoch"] for r in read_jsonl(str(tmp_path / "run" / "metrics.jsonl"))] == [1, 2]
     task = tiny_task(scores, {})
-    with training.RunFolder(str(tmp_path / "run"), weights) as run:
+    with RunFolder(str(tmp_path / "run"), weights) as run:
         with pytest.raises(UserError, match=r"other settings \(lr\)"):
             run.open_checkpoints({**config(3), "lr": 1e-3}, model=task.model, optimizer=task.optimizer, rng=task.rng)
 
@@ -81,11 +82,11 @@ def test_a_resume_may_extend_the_schedule_but_not_change_what_is_trained(tmp_pat
 def test_rows_of_epochs_after_the_last_checkpoint_are_dropped_on_resume(tmp_path):
     weights = str(tmp_path / "tiny.npz")
     task = tiny_task({1: -1.0, 2: -2.0}, {})
-    with training.RunFolder(str(tmp_path / "run"), weights) as run:
+    with RunFolder(str(tmp_path / "run"), weights) as run:
         run.open_checkpoints(config(1), model=task.model, optimizer=task.optimizer, rng=task.rng)
         training.fit(run, task, config(1), weights, ckpt_minutes=60)
         run.add_metrics({"epoch": 2, "minutes": 0.0})  # as a run killed after logging epoch 2, before its checkpoint
-    with training.RunFolder(str(tmp_path / "run"), weights) as run:
+    with RunFolder(str(tmp_path / "run"), weights) as run:
         run.open_checkpoints(config(2), model=task.model, optimizer=task.optimizer, rng=task.rng)
         assert [r["epoch"] for r in read_jsonl(run.metrics_path)] == [1]
     assert os.path.exists(str(tmp_path / "tiny.metrics.jsonl"))
