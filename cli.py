@@ -103,10 +103,11 @@ def training_flags(data_path):
                    help="train (resuming from --out if a checkpoint is there); without it, evaluate --weights")
     p.add_argument("--seed", type=seed_value, default=0,
                    help="seeds the labelled subset, minibatches, initial weights and noise (default 0)")
-    p.add_argument("--recipe", choices=["fast", "authors"],
-                   help="fast: this project's schedule; authors: the authors' constant rate and epochs "
-                        "(default: the recipe of the shipped weights, fast for every model); a flag given "
-                        "overrides the recipe's setting")
+    p.add_argument("--recipe", choices=["fast", "authors", "styles"],
+                   help="fast: this project's schedule; authors: the authors' constant rate and epochs; styles "
+                        "(M2 on pixels, every label): a 2-D z for the grid of handwriting styles (default: the "
+                        "recipe of the shipped weights, fast for every model); a flag given overrides the "
+                        "recipe's setting")
     p.add_argument("--epochs", type=positive_int, help="epochs in all (default: the recipe's)")
     p.add_argument("--lr", type=positive_float, help="Adam's peak learning rate (default: the recipe's)")
     p.add_argument("--lr-decay-epochs", type=count,

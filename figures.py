@@ -22,10 +22,11 @@ def digit_grid(images, rows, cols, pad=2):
     return (np.clip(out, 0, 1) * 255).round().astype(np.uint8)
 
 
-def save_png(path, picture, title=None):
-    """Saves a grey picture with matplotlib, with an optional title above it."""
+def save_png(path, picture, title=None, zoom=3):
+    """Saves a grey picture with matplotlib, each pixel drawn zoom pixels wide, with an optional
+    title above it."""
     h, w = picture.shape
-    scale = 3 / 100
+    scale = zoom / 100
     fig = plt.figure(figsize=(w * scale, h * scale + (0.5 if title else 0)), dpi=100)
     ax = fig.add_axes([0, 0, 1, h * scale / (h * scale + (0.5 if title else 0))])
     ax.imshow(picture, cmap="gray", vmin=0, vmax=255, interpolation="nearest")

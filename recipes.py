@@ -32,7 +32,10 @@ RECIPES = {
              "authors": AUTHORS_M2},
     "m2": {"fast": {**M2_MODEL, "epochs": 120, "lr": 3e-3, "lr_decay_epochs": 40, "warmup_steps": 2000,
                     "ema": 0.0},
-           "authors": AUTHORS_M2},
+           "authors": AUTHORS_M2,
+           # For the paper's Figure 1(a), with every label: a 2-D z, drawn as a grid of handwriting styles.
+           "styles": {**M2_MODEL, "z_dim": 2, "epochs": 150, "lr": 1e-3, "lr_decay_epochs": 50,
+                      "warmup_steps": 0, "ema": 0.0}},
 }
 
 # The authors' code: M1+M2 with 100 labels has 300 hidden units, and 100 labelled images make 100
@@ -59,6 +62,8 @@ def resolve(model, args, labels=None, n_train=None):
     Only --epochs given cuts the recipe's annealing to the epochs (short trial runs). For M2, the
     minibatches are at most N (--batches above N is an error), and with every label known there is no warm-up (no unlabelled part)."""
     recipe = args.recipe or DEFAULT[model]
+    if recipe not in RECIPES[model]:
+        raise UserError(f"--recipe {recipe}: {model} has the recipes {', '.join(RECIPES[model])}")
     settings = {"model": model, "recipe": recipe, **RECIPES[model][recipe]}
     settings.update(BY_LABELS.get((model, labels), {}))
     given = {k: getattr(args, k) for k in settings if getattr(args, k, None) is not None and k != "recipe"}

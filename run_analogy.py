@@ -1,11 +1,14 @@
-"""Analogies (style held per row, class per column) and class-conditional samples from a trained M2.
+"""Analogies (style held per row, class per column), class-conditional samples and the grid of
+handwriting styles of a trained M2.
 
     python run_analogy.py                   # pixel M2: temp/analogy.png and temp/conditional.png
     python run_analogy.py --model m1m2      # the stacked model, decoded through M1
+    python run_analogy.py --styles          # the 2-D z M2: temp/styles.png
 
-Analogies as in the paper's Figure 1: each row's leftmost image is a test image x with label y; its
+Analogies as in the paper's Figure 1(b): each row's leftmost image is a test image x with label y; its
 style z is the mean of q(z|x, y), decoded with every class 0-9. Conditional samples: one row per class,
-z ~ p(z) shared down each column.
+z ~ p(z) shared down each column. Styles as in its Figure 1(a): for each class, an M2 with a 2-D z
+decoded over a grid of z (the Gaussian's inverse CDF of an even grid on (0, 1)).
 """
 import os
 
@@ -14,6 +17,8 @@ from cli import ArgumentParser, UserError, positive_int, quiet_tensorflow, run_c
 quiet_tensorflow()
 
 from data import mnist  # noqa: E402
+import numpy as np  # noqa: E402
+
 from figures import digit_grid, save_png  # noqa: E402
 from files import check_writable  # noqa: E402
 from models import m1, trained  # noqa: E402
@@ -31,23 +36,48 @@ def parse_args(argv=None):
     p.add_argument("--seed", type=seed_value, default=0, help="chooses the test images and the random z")
     p.add_argument("--rows", type=positive_int, default=10, help="analogy rows, one test image each (default 10)")
     p.add_argument("--samples", type=positive_int, default=10, help="random z per class row (default 10)")
+    p.add_argument("--styles", type=positive_int, nargs="?", const=12, metavar="N",
+                   help="only draw the grid of styles (N x N z per class, default 12) of an M2 on pixels with a "
+                        "2-D z (default weights/M2/m2_labelsall_seed0_styles.npz), as styles.png beside --out")
     p.add_argument("--out", default=os.path.join(HERE, "temp", "analogy.png"),
                    help="analogy figure; the conditional samples go beside it as conditional.png")
     p.add_argument("--data", default=mnist.DEFAULT_PATH, help="MNIST .npz file")
     args = p.parse_args(argv)
-    args.weights = args.weights or os.path.join(
-        HERE, "weights", "M2", "m2_labelsall_seed0_authors.npz" if args.model_name == "m2" else "m1m2_labels100_seed0.npz")
+    if args.styles and args.model_name != "m2":
+        raise UserError("--styles draws an M2 on pixels with a 2-D z: leave out --model m1m2")
+    name = "m2_labelsall_seed0_styles" if args.styles else (
+        "m2_labelsall_seed0_authors" if args.model_name == "m2" else "m1m2_labels100_seed0")
+    args.weights = args.weights or os.path.join(HERE, "weights", "M2", name + ".npz")
     return args
+
+
+def draw_styles(model, n, path):
+    """Figure 1(a): a panel of n x n styles per class, classes 0-4 over 5-9."""
+    try:
+        grids = model.style_grids(n)
+    except ValueError as e:
+        raise UserError(f"--styles: {e}")
+    panels = [digit_grid(grid, n, n) for grid in grids]
+    gap = np.full((panels[0].shape[0], 12), 255, np.uint8)
+    rows = [np.concatenate(sum([[p, gap] for p in panels[i: i + 5]], [])[:-1], axis=1) for i in (0, 5)]
+    picture = np.concatenate([rows[0], np.full((12, rows[0].shape[1]), 255, np.uint8), rows[1]], axis=0)
+    save_png(path, picture, "M2 on pixels with a 2-D z: classes 0-9, each over a grid of z", zoom=1)
 
 
 def main(argv=None):
     args = parse_args(argv)
     check_writable(os.path.dirname(os.path.abspath(args.out)))
-    hint = ("run `python train_M2.py -train --model m2 --labels all --recipe authors --epochs 400` to train it"
-            if args.model_name == "m2" else "run `python train_M2.py -train --recipe authors` to train it")
+    hint = ("run `python train_M2.py -train --model m2 --labels all --recipe styles` to train it" if args.styles else
+            "run `python train_M2.py -train --model m2 --labels all --recipe authors --epochs 400` to train it"
+            if args.model_name == "m2" else "run `python train_M2.py -train` to train it")
     model = trained.load(args.weights, args.m1_weights, hint)
     if (model.m1 is None) != (args.model_name == "m2"):
         raise UserError(f"{args.weights}: an M2 for the other --model")
+    if args.styles:
+        path = os.path.join(os.path.dirname(os.path.abspath(args.out)), "styles.png")
+        draw_styles(model, args.styles, path)
+        print(f"styles: {path}")
+        return
     x_test, y_test = mnist.load_splits(args.data)["test"]
     rows = mnist.one_per_class(y_test, args.rows, args.seed)
     grid = model.analogies(x_test[rows], y_test[rows])

@@ -62,6 +62,17 @@ class TrainedM2:
         images = self.pixels(tf.broadcast_to(z, [n_classes, *z.shape]), m2.every_class(n_classes))  # [10, rows, 784]
         return np.concatenate([x[:, None, :], np.transpose(images.numpy(), (1, 0, 2))], axis=1)
 
+    def style_grids(self, n):
+        """[10, n * n, 784]: for each class, the pixel probabilities over an n x n grid of a 2-D z, at
+        the standard normal's inverse CDF of n evenly spaced points of (0, 1) on each axis (the
+        paper's Figure 1a); row by row, z_2 from high to low, z_1 from low to high along a row."""
+        if self.m2.z_dim != 2:
+            raise ValueError(f"a grid of styles needs a 2-D z; this M2's is {self.m2.z_dim}-D")
+        axis = tf.math.ndtri((np.arange(n, dtype=np.float32) + 0.5) / n).numpy()  # [n]
+        z = np.stack(np.meshgrid(axis, axis[::-1]), axis=-1).reshape(n * n, 2)  # [n * n, 2]
+        n_classes = self.m2.n_classes
+        return self.pixels(tf.broadcast_to(z, [n_classes, n * n, 2]), m2.every_class(n_classes)).numpy()
+
     def conditional_samples(self, n_samples, seed):
         """[10, n_samples, 784]: row k decodes class k; column j uses the same z ~ p(z) in every row."""
         n_classes, z_dim = self.m2.n_classes, self.m2.z_dim

@@ -8,13 +8,14 @@ import tensorflow as tf
 import run_analogy
 import training
 from cli import UserError
-from files import save_weights
 from conftest import ROOT
+from files import save_weights
 from data import mnist
 from data.batches import minibatches
 from models import m2, trained
 from models.features import load_features
 from models.m2 import M2
+from models.trained import load_classifier
 
 
 @pytest.fixture(scope="module")
@@ -84,3 +85,18 @@ def test_stacked_model_decodes_through_m1_on_the_shipped_weights(tmp_path):
     assert decoder.conditional_samples(4, seed=0).shape == (10, 4, 784)
     run_analogy.main(["--model", "m1m2", "--rows", "3", "--samples", "4", "--out", str(tmp_path / "a.png")])
     assert (tmp_path / "a.png").exists() and (tmp_path / "conditional.png").exists()
+
+
+def test_the_shipped_styles_grid_draws_each_class_in_every_style(tmp_path):
+    """Figure 1(a) from the shipped 2-D z M2: the shipped M1+M2 classifier reads nearly every image of
+    a class's panel as that class, although z sweeps the whole grid."""
+    model = trained.load(os.path.join(ROOT, "weights", "M2", "m2_labelsall_seed0_styles.npz"))
+    grids = model.style_grids(6)  # [10, 36, 784]
+    assert grids.shape == (10, 36, 784) and 0 <= grids.min() and grids.max() <= 1
+    read = load_classifier().probabilities(grids.reshape(-1, 784)).argmax(axis=1).reshape(10, 36)
+    assert np.mean(read == np.arange(10)[:, None]) >= 0.9
+    run_analogy.main(["--styles", "6", "--out", str(tmp_path / "analogy.png")])
+    assert (tmp_path / "styles.png").read_bytes()[:4] == b"\x89PNG"
+    with pytest.raises(UserError, match="--styles: a grid of styles needs a 2-D z; this M2's is 50-D"):
+        run_analogy.main(["--styles", "--weights", os.path.join(ROOT, "weights", "M2", "m2_labelsall_seed0_authors.npz"),
+                          "--out", str(tmp_path / "analogy.png")])

@@ -191,5 +191,7 @@ def test_the_warm_up_teaches_the_decoder_the_digit_that_the_papers_start_ignores
     optimizer.build(model.trainable_variables)
     steps = training.compile_steps(m2.make_train_step(model, optimizer, features, y, training.make_rng(0, "threefry"), 0.1, 100),
                                    model.trainable_variables)
-    training.run_steps(steps, full_batches(lab, 500), 10, "the warm-up", 1e-3, "")
+    lab_batches, unl_batches = full_batches(lab, 500)
+    for s in range(0, 500, 10):
+        steps(tf.constant(lab_batches[s: s + 10]), tf.constant(unl_batches[s: s + 10]))
     assert m2.generative_error_rate(model, x_lab, y[lab], eval_seed=0) < 0.5

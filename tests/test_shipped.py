@@ -59,3 +59,12 @@ def test_the_readme_python_example_runs_and_prints_the_shipped_error():
     error = float(re.search(r"test error ([\d.]+)%", result.stdout).group(1))
     assert error == pytest.approx(100 * read_json(os.path.join(ROOT, "weights", "M2", "m1m2_labels100_seed0.json"))
                                   ["test_error"], abs=100 * ONE_IMAGE)
+
+
+def test_the_readme_is_for_users_short_with_the_two_commands_near_the_top():
+    lines = open(os.path.join(ROOT, "README.md")).read().splitlines()
+    assert len(lines) <= 300
+    commands = [i for i, line in enumerate(lines) if line.strip().startswith("python3 -m venv .venv")]
+    assert len(commands) == 2 and commands[-1] < 60
+    text = "\n".join(lines)
+    assert not re.search(r"\b[Ii]ssue \d+|#\d+\b|\bcommit [0-9a-f]{7}", text)

@@ -42,7 +42,7 @@ def test_finished_cells_are_skipped_and_unfinished_ones_counted(tmp_path, capsys
     table1.run_cells(cells[:1], jobs=2)  # nothing to run: returns at once
     assert capsys.readouterr().out.startswith("1 of 1 cells finished; running 0")
     text = table1.markdown(cells)
-    assert "| 600 | M1+M2 | 2.60 ± 0.14 (2 of 2 seeds, 1 unfinished) |" in text
+    assert "| 600 | M1+M2 | 2.60 ± 0.14 (2 of 2 seeds, 1 unfinished; worst 2.70, seed 1) |" in text
 
 
 def test_the_report_gives_mean_std_and_count_beside_the_papers_figure(tmp_path):
@@ -50,7 +50,7 @@ def test_the_report_gives_mean_std_and_count_beside_the_papers_figure(tmp_path):
     fake_cell(tmp_path, "m1m2", 600, 1, 0.0270, minutes=40, run_minutes=60)  # a whole run counts where known
     text = table1.markdown(table1.cells(table1.MODELS, table1.LABELS, [0, 1, 2], "fast", weights=str(tmp_path)))
     row = next(line for line in text.splitlines() if line.startswith("| 600 | M1+M2"))
-    assert row == "| 600 | M1+M2 | 2.60 ± 0.14 (2 of 3 seeds) | 40 | fast | 2.59 ± 0.05 | 2.35 |"
+    assert row == "| 600 | M1+M2 | 2.60 ± 0.14 (2 of 3 seeds; worst 2.70, seed 1) | 40 | fast | 2.59 ± 0.05 | 2.35 |"
     assert "| 3000 | M2 | not yet run |" in text
     readme = tmp_path / "README.md"
     readme.write_text(f"before\n{table1.BEGIN}\nold\n{table1.END}\nafter\n")
@@ -83,5 +83,6 @@ def test_a_slurm_array_index_maps_to_that_line_of_the_plan(capsys):
     script = open(os.path.join(ROOT, "table1.sbatch")).read()
     assert f"#SBATCH --array=0-{len(lines) - 1}" in script
     assert re.search(r'table1\.py --command-at "\$SLURM_ARRAY_TASK_ID"', script)
-    with pytest.raises(UserError, match="the plan has 24 commands"):
-        table1.main(["--command-at", "24"])
+    assert len(lines) == 2 * (5 + 3 + 3 + 3)  # two models; five splits at N=100, three at the others
+    with pytest.raises(UserError, match="the plan has 28 commands"):
+        table1.main(["--command-at", "28"])

@@ -9,10 +9,10 @@ import tensorflow as tf
 
 import recipes
 import training
-from run_folder import RunFolder
 from cli import UserError
 from files import read_json, read_jsonl, save_weights
 from models import m1
+from run_folder import RunFolder
 
 
 def tiny_task(scores, snapshots):
