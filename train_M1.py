@@ -16,11 +16,11 @@ import tensorflow as tf  # noqa: E402
 
 import recipes  # noqa: E402
 import training  # noqa: E402
-from run_folder import RunFolder  # noqa: E402
 from data import mnist  # noqa: E402
 from figures import add_frame, digit_grid, read_frames, save_png, write_gif  # noqa: E402
 from files import save_weights  # noqa: E402
 from models import m1  # noqa: E402
+from run_folder import RunFolder  # noqa: E402
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 GIF_FRAMES = 20

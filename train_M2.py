@@ -3,7 +3,8 @@
     python train_M2.py -train                 # M1+M2 with 100 labels on the shipped M1
     python train_M2.py                        # validation and test error of the shipped N=100 model
     python train_M2.py -train --model m2 --labels 100   # M2 alone on pixels (the paper's "M2")
-    python train_M2.py -train --model m2 --labels all   # M2 on pixels for run_analogy.py
+    python train_M2.py -train --model m2 --labels all --recipe authors --epochs 400   # the analogy model
+    python train_M2.py -train --model m2 --labels all --recipe styles   # the 2-D z model of the styles figure
 """
 import math
 import os
@@ -16,12 +17,12 @@ import keras  # noqa: E402
 
 import recipes  # noqa: E402
 import training  # noqa: E402
-from run_folder import RunFolder  # noqa: E402
 from data import mnist  # noqa: E402
 from data.batches import full_batches, minibatches  # noqa: E402
 from files import save_weights  # noqa: E402
 from models import m1, m2  # noqa: E402
 from models.features import load_features  # noqa: E402
+from run_folder import RunFolder  # noqa: E402
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 N_PRUNE = 1000  # unlabelled training images on which M1's active units are found, as the authors
