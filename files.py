@@ -61,6 +61,11 @@ def read_json(path):
         raise UserError(f"{path}: unreadable ({e})")
 
 
+def metrics_path(stem):
+    """Where the metrics rows of the weights <stem>.npz are kept: <stem>.metrics.jsonl."""
+    return stem + ".metrics.jsonl"
+
+
 def read_jsonl(path):
     """The rows of a JSON-lines file (one object a line); UserError if missing or corrupt."""
     try:

@@ -17,7 +17,7 @@ import numpy as np
 
 from cli import ArgumentParser, run_cli
 from figures import plt, save_figure
-from files import read_json, read_jsonl, write_jsonl
+from files import metrics_path, read_json, read_jsonl, write_jsonl
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 MANIFEST = os.path.join(HERE, "docs", "experiments", "manifest.json")
@@ -34,10 +34,6 @@ TRAIN_TERMS = ("train_bound", "train_reconstruction", "train_kl", "train_labelle
 def read_metrics(path):
     """The rows of a metrics file (one dict per evaluation, the warm-up's as epoch 0)."""
     return read_jsonl(path)
-
-
-def metrics_path(stem):
-    return stem + ".metrics.jsonl"
 
 
 def log_fields(text):

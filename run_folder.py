@@ -21,7 +21,7 @@ import numpy as np
 import tensorflow as tf
 
 from cli import Stopped, UserError
-from files import check_writable, copy_atomic, read_json, read_jsonl, write_json, write_jsonl
+from files import check_writable, copy_atomic, metrics_path, read_json, read_jsonl, write_json, write_jsonl
 from recipes import SCHEDULE
 
 SIGNALS = (signal.SIGTERM, signal.SIGINT)
@@ -105,7 +105,7 @@ class RunFolder:
         with self.writing(stem + ".log"):
             copy_atomic(self.log_path, stem + ".log")
             if os.path.exists(self.metrics_path):
-                copy_atomic(self.metrics_path, stem + ".metrics.jsonl")
+                copy_atomic(self.metrics_path, metrics_path(stem))
 
     def open_checkpoints(self, config, **trackables):
         """Restores the newest checkpoint of this folder that restores (naming any newer one skipped,

@@ -21,7 +21,7 @@ import recipes
 import report
 from cli import ArgumentParser, UserError, count, run_cli, seed_value
 from figures import plt, save_figure
-from files import atomic_write, read_json
+from files import atomic_write, metrics_path, read_json
 
 ROOT = os.path.dirname(os.path.abspath(__file__))
 WEIGHTS_M2 = os.path.join(ROOT, "weights", "M2")
@@ -148,7 +148,7 @@ def figure(planned, path):
     for ax, n in zip(axes, LABELS):
         named = set()
         for cell in planned:
-            path_metrics = report.metrics_path(cell["stem"])
+            path_metrics = metrics_path(cell["stem"])
             if cell["labels"] != n or not os.path.exists(path_metrics):
                 continue
             rows = [r for r in report.read_metrics(path_metrics) if r["epoch"] > 0]

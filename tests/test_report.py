@@ -8,7 +8,7 @@ import pytest
 
 import report
 from conftest import ROOT
-from files import read_json
+from files import metrics_path, read_json
 
 SHIPPED_LOGS = sorted(glob.glob(os.path.join(ROOT, "weights", "*", "*.log"))
                       + glob.glob(os.path.join(ROOT, "docs", "experiments", "M*", "*.log")))
@@ -18,7 +18,7 @@ def test_every_record_has_metrics_and_the_tree_ships_no_trial_records():
     assert len(SHIPPED_LOGS) > 40
     for record in glob.glob(os.path.join(ROOT, "weights", "*", "*.json")):
         stem = record[:-len(".json")]
-        assert os.path.exists(stem + ".npz") and os.path.exists(report.metrics_path(stem)), stem
+        assert os.path.exists(stem + ".npz") and os.path.exists(metrics_path(stem)), stem
 
 
 # How far a logged figure may be from the row's: half the log's last printed digit.
@@ -46,7 +46,7 @@ def test_the_shipped_metrics_hold_their_logs_figures_and_their_records(log):
     """Rows converted from a log of the older format (python report.py --convert) are its figures;
     rows a run wrote itself hold the same figures at full precision."""
     stem = log[:-len(".log")]
-    rows = report.read_metrics(report.metrics_path(stem))
+    rows = report.read_metrics(metrics_path(stem))
     logged = report.metrics_from_log(log)
     assert [r["epoch"] for r in rows] == [r["epoch"] for r in logged]
     assert all(agrees_with_log(row, line) for row, line in zip(rows, logged))

@@ -7,10 +7,10 @@ import re
 import pytest
 
 import recipes
-import report
 import table1
 from cli import UserError
 from conftest import ROOT
+from files import metrics_path
 
 
 def fake_cell(folder, model, n, seed, test_error, done=True, minutes=30.0, run_minutes=None):
@@ -20,7 +20,7 @@ def fake_cell(folder, model, n, seed, test_error, done=True, minutes=30.0, run_m
         record.update(epochs_run=300, run_minutes=run_minutes or minutes)
     with open(stem + ".json", "w") as f:
         json.dump(record, f)
-    with open(report.metrics_path(stem), "w") as f:
+    with open(metrics_path(stem), "w") as f:
         f.write(json.dumps({"epoch": 10, "minutes": 1.0, "valid_error": 0.09, "test_error": test_error}) + "\n")
 
 
