@@ -10,7 +10,6 @@ those of the dense layers, from their shapes: 2 per multiply-add forward and 4 b
 inputs and of weights), so 6 per weight and example. Random grey images stand in for MNIST: timing
 does not depend on the pixel values.
 """
-import os
 import time
 
 from cli import ArgumentParser, count, positive_int, quiet_tensorflow, run_cli
@@ -148,23 +147,6 @@ def m2_epoch(features, hidden, likelihood, n_lab=1, n_unl=499, steps=100, z_dim=
     return epoch, 6 * macs / 1e9
 
 
-def cpu_description():
-    """The CPU's model name and which of its wide vector and matrix extensions are present."""
-    model, flags = "unknown CPU", set()
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                key, _, value = line.partition(":")
-                if key.strip() == "model name":
-                    model = value.strip()
-                elif key.strip() == "flags":
-                    flags = set(value.split())
-    except OSError:
-        pass
-    wanted = ["avx2", "fma", "avx512f", "avx512_bf16", "amx_bf16", "amx_tile"]
-    return f"{model}, {os.cpu_count()} cores; {' '.join(f for f in wanted if f in flags) or 'no AVX2'}"
-
-
 def main(argv=None):
     p = ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--m1-batch", type=positive_int, default=recipes.RECIPES["m1"]["fast"]["batch_size"],
@@ -183,7 +165,7 @@ def main(argv=None):
     args = p.parse_args(argv)
     training.set_threads(args.threads)
     threads = tf.config.threading.get_intra_op_parallelism_threads() or "all"
-    print(f"{time.strftime('%Y-%m-%d')}, {cpu_description()}, {threads} threads")
+    print(f"{time.strftime('%Y-%m-%d')}, {training.cpu_description()}, {threads} threads")
     rows = [("M1 epoch, 784-500-500-50, batch %d" % args.m1_batch, lambda: m1_epoch(args.m1_batch, [500, 500])),
             ("M2 epoch, %d-300-50, 1 + 499 x 100" % args.m2_features,
              lambda: m2_epoch(args.m2_features, [300], "gaussian"))]

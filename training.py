@@ -29,6 +29,23 @@ def set_threads(threads):
         tf.config.threading.set_inter_op_parallelism_threads(threads)
 
 
+def cpu_description():
+    """The CPU's model name and which of its wide vector and matrix extensions are present."""
+    model, flags = "unknown CPU", set()
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                key, _, value = line.partition(":")
+                if key.strip() == "model name":
+                    model = value.strip()
+                elif key.strip() == "flags":
+                    flags = set(value.split())
+    except OSError:
+        pass
+    wanted = ["avx2", "fma", "avx512f", "avx512_bf16", "amx_bf16", "amx_tile"]
+    return f"{model}, {os.cpu_count()} cores; {' '.join(f for f in wanted if f in flags) or 'no AVX2'}"
+
+
 class MovingAverage(tf.Module):
     """An exponential moving average of variables (Polyak averaging), evaluated and saved in their
     place, updated once per chunk of k steps with momentum ** k: after every step it made an M1
@@ -165,6 +182,8 @@ def fit(run, task, config, weights, ckpt_minutes):
     writer = tf.summary.create_file_writer(os.path.join(run.path, "tb"))
     stem = os.path.splitext(weights)[0]
     average = task.average or MovingAverage([], 0.0)
+    cpu = cpu_description()
+    run.log(f"CPU: {cpu}")
     if task.warm_up and not bool(run.warmed):
         warm_up(run, task, average)
     while int(run.epoch) < config["epochs"]:
@@ -191,7 +210,7 @@ def fit(run, task, config, weights, ckpt_minutes):
                     task.save(weights)
                     write_json(stem + ".json", {
                         **config, "command": " ".join(["python", os.path.basename(sys.argv[0]), *sys.argv[1:]]),
-                        "chosen_epoch": e, "train_minutes": round(float(run.seconds) / 60, 1),
+                        "chosen_epoch": e, "train_minutes": round(float(run.seconds) / 60, 1), "cpu": cpu,
                         **{k: round(v, 5) for k, v in metrics.items() if k != "score"}})
         run.checkpoint(0)
         run.copy_beside(stem)
