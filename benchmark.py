@@ -1,6 +1,7 @@
-"""Times M1 and M2 training epochs here and compares their GFLOP/s with a large matrix product.
+"""Times M1, M2 and ADGM training epochs here and compares their GFLOP/s with a large matrix product.
 
     python benchmark.py
+    python benchmark.py --adgm --threads 2      # also an ADGM and an SDGM epoch, of the fast recipe
 
 The peak is the best rate of a 2048^3 float32 matrix product. The machines here are shared, and
 their speed drifts by up to 20% within minutes, so each epoch is timed several times (--rounds),
@@ -21,7 +22,7 @@ import keras  # noqa: E402
 
 import recipes  # noqa: E402
 import training  # noqa: E402
-from models import blocks, m1, m2  # noqa: E402
+from models import adgm, blocks, m1, m2  # noqa: E402
 from models.features import Features  # noqa: E402
 
 
@@ -76,7 +77,7 @@ def m1_epoch(batch_size, hidden, z_dim=50, n=50_000):
             out = steps(chunk)
         out[1].numpy()
     macs = chain_macs([784, *hidden, 2 * z_dim]) + chain_macs([z_dim, *hidden, 784])
-    return epoch, 6 * macs * n / 1e9
+    return epoch, 1, 6 * macs * n / 1e9
 
 
 class NoiseStandIn:
@@ -144,7 +145,39 @@ def m2_epoch(features, hidden, likelihood, n_lab=1, n_unl=499, steps=100, z_dim=
     per_labelled = classifier + encoder_x + encoder_rest + decoder
     per_unlabelled = classifier + encoder_x + k * (encoder_rest + decoder)
     macs = steps * (n_lab * per_labelled + n_unl * per_unlabelled)
-    return epoch, 6 * macs / 1e9
+    return epoch, 1, 6 * macs / 1e9
+
+
+def adgm_epoch(kind, recipe, timed_steps=50):
+    """One epoch's time of an ADGM or SDGM of a recipe (RECIPES["adgm"]), from `timed_steps` of its
+    steps (100 labelled + 100 unlabelled pixels, 10 steps a call; a callable that runs them and
+    returns the factor to an epoch), and the epoch's GFLOP."""
+    settings = recipes.RECIPES[kind][recipe]
+    hidden, a_dim, z_dim, k, samples = settings["hidden"], settings["a_dim"], settings["z_dim"], 10, settings["samples"]
+    n_lab, n_unl, steps = settings["labelled_per_batch"], 50000 // settings["batches"], settings["batches"]
+    n = n_lab + n_unl * timed_steps
+    rng = np.random.default_rng(0)
+    inputs = Features("m2", rng.random((n, 784), dtype=np.float32), np.zeros((n, 0), np.float32))
+    model = adgm.AuxiliaryDGM(784, hidden, a_dim, z_dim, kind=kind, activation=settings["activation"])
+    optimizer = keras.optimizers.Adam(3e-4)
+    optimizer.build(model.trainable_variables)
+    step = adgm.make_train_step(model, optimizer, inputs, rng.integers(0, k, n).astype(np.int32),
+                                training.make_rng(0, settings["rng"]), settings["alpha"], n_lab, samples)
+    run = training.compile_steps(step, model.trainable_variables)
+    lab = np.broadcast_to(np.arange(n_lab, dtype=np.int32), (timed_steps, n_lab))
+    unl = np.arange(n_lab, n, dtype=np.int32).reshape(timed_steps, n_unl)
+    chunks = [(tf.constant(lab[s: s + 10]), tf.constant(unl[s: s + 10])) for s in range(0, timed_steps, 10)]
+
+    def some_steps():
+        for chunk in chunks:
+            out = run(*chunk)
+        out[1].numpy()
+    once = chain_macs([784, *hidden, 2 * a_dim]) + (a_dim + 784) * hidden[0] + chain_macs([*hidden, k]) \
+        + (784 + a_dim) * hidden[0] + (784 if kind == "adgm" else a_dim) * hidden[0]
+    per_class = chain_macs([*hidden, 2 * z_dim]) + 2 * z_dim * hidden[0] + chain_macs([*hidden, 784]) \
+        + chain_macs([*hidden, 2 * a_dim])
+    macs = steps * samples * (n_lab * (once + per_class) + n_unl * (once + k * per_class))
+    return some_steps, steps / timed_steps, 6 * macs / 1e9
 
 
 def main(argv=None):
@@ -160,6 +193,8 @@ def main(argv=None):
     p.add_argument("--parts", action="store_true",
                    help="also time the M1+M2 epoch by parts: without noise, with uniform noise, with "
                         "ReLU for softplus, forward only")
+    p.add_argument("--adgm", action="store_true",
+                   help="also time an ADGM and an SDGM epoch of the fast recipe (from 50 of its 500 steps)")
     p.add_argument("--rounds", type=positive_int, default=5,
                    help="timings of each epoch, each between two measures of the peak (default 5)")
     args = p.parse_args(argv)
@@ -175,11 +210,15 @@ def main(argv=None):
     if args.pixels:
         rows.append(("M2 on pixels epoch, 784-500-50, 1 + 499 x 100",
                      lambda: m2_epoch(784, [500], "bernoulli")))
+    if args.adgm:
+        for kind in ("adgm", "sdgm"):
+            rows.append((f"{kind.upper()} epoch, fast recipe, 100 + 100 x 500", lambda kind=kind: adgm_epoch(kind, "fast")))
     peak = make_matmul_peak()
     for name, build in rows:
-        epoch, gflop = build()
+        epoch, factor, gflop = build()
         epoch()  # compile
-        seconds, shares, peaks = time_against_peak(epoch, gflop, peak, args.rounds)
+        seconds, shares, peaks = time_against_peak(epoch, gflop / factor, peak, args.rounds)
+        seconds = [factor * s for s in seconds]
         print(f"{name}: {np.median(seconds):6.2f} s, {gflop:6.1f} GFLOP, {gflop / np.median(seconds):6.1f} GFLOP/s, "
               f"{100 * np.median(shares):5.1f}% of the float32 2048^3 matmul's peak (median of {args.rounds}: "
               f"{100 * min(shares):.1f}-{100 * max(shares):.1f}%; peak {min(peaks):.1f}-{max(peaks):.1f} GFLOP/s)")

@@ -9,11 +9,12 @@ minibatch of 200, a moving average of the weights and a N(0, 0.3^2) weight prior
 over-fitting that ended every M1 run with the authors' settings. For M2 alone a warm-up first:
 full-batch steps on the labelled part of the objective, which teaches the decoder the digit before
 the unlabelled images weigh in (from the paper's start the decoder ignores y and q(y|x) stays uniform).
-authors: their constant rate for their 3000 epochs (for M1 also their minibatch of 1000 and N(0, 1) prior).
+authors: their constant rate for their 3000 epochs (for M1 also their minibatch of 1000 and N(0, 1) prior;
+for ADGM and SDGM the settings of the ADGM authors' code).
 """
 from cli import UserError
 
-DEFAULT = {"m1": "fast", "m1m2": "fast", "m2": "fast"}
+DEFAULT = {"m1": "fast", "m1m2": "fast", "m2": "fast", "adgm": "fast", "sdgm": "fast"}
 
 M1_MODEL = {"hidden": [500, 500], "z_dim": 50, "init": "code", "eval_every": 10,
             "rng": "philox"}  # the shipped M1 was trained with Philox
@@ -21,6 +22,15 @@ M1_MODEL = {"hidden": [500, 500], "z_dim": 50, "init": "code", "eval_every": 10,
 M2_MODEL = {"hidden": [500], "z_dim": 50, "alpha": 0.1, "batches": 200, "warmup_lr": 1e-3, "eval_every": 10,
             "rng": "threefry"}
 AUTHORS_M2 = {**M2_MODEL, "epochs": 3000, "lr": 3e-4, "lr_decay_epochs": 0, "warmup_steps": 0, "ema": 0.0}
+# The ADGM authors' code: MLPs of 500-500 rectifiers, a and z of 100, 100 labelled images in every
+# minibatch beside 100 unlabelled ones, 10 draws of (a, z) per image, Adam 3e-4 times 0.75 every
+# 200 epochs, gradients clipped. alpha 1 is their beta = 0.01 N_total at N=100 (label_weight).
+AUXILIARY = {"hidden": [500, 500], "a_dim": 100, "z_dim": 100, "activation": "relu", "alpha": 1.0,
+             "batches": 500, "labelled_per_batch": 100, "warmup_steps": 0, "warmup_lr": 1e-3, "ema": 0.0,
+             "clip_norm": 5.0, "eval_every": 10, "rng": "threefry"}
+AUTHORS_AUXILIARY = {**AUXILIARY, "samples": 10, "epochs": 3000, "lr": 3e-4, "lr_decay_epochs": 0,
+                     "lr_step_every": 200, "lr_step_factor": 0.75}
+FAST_AUXILIARY = {**AUXILIARY, "samples": 1, "epochs": 200, "lr": 1e-3, "lr_decay_epochs": 100}
 
 RECIPES = {
     "m1": {"fast": {**M1_MODEL, "epochs": 640, "lr": 6e-4, "lr_decay_epochs": 310, "batch_size": 200,
@@ -38,6 +48,8 @@ RECIPES = {
            # For the paper's Figure 1(a), with every label: a 2-D z, drawn as a grid of handwriting styles.
            "styles": {**M2_MODEL, "z_dim": 2, "epochs": 150, "lr": 1e-3, "lr_decay_epochs": 50,
                       "warmup_steps": 0, "ema": 0.0}},
+    "adgm": {"fast": FAST_AUXILIARY, "authors": AUTHORS_AUXILIARY},
+    "sdgm": {"fast": FAST_AUXILIARY, "authors": AUTHORS_AUXILIARY},
 }
 
 # The authors' code: M1+M2 with 100 labels has 300 hidden units, and 100 labelled images make 100
@@ -49,7 +61,7 @@ BY_LABELS = {
 }
 
 # Settings that may change when a run resumes: the schedule, not what is being trained.
-SCHEDULE = ("epochs", "lr_decay_epochs", "eval_every")
+SCHEDULE = ("epochs", "lr_decay_epochs", "lr_step_every", "lr_step_factor", "eval_every")
 
 
 def suffix(model, recipe):
@@ -62,7 +74,8 @@ def resolve(model, args, labels=None, n_train=None):
     depend on the labels N ('all', or a number, for M2), then every flag of args that is set.
 
     Only --epochs given cuts the recipe's annealing to the epochs (short trial runs). For M2, the
-    minibatches are at most N (--batches above N is an error), and with every label known there is no warm-up (no unlabelled part)."""
+    minibatches are at most N (--batches above N is an error) unless each holds its own labelled images
+    (labelled_per_batch), and with every label known there is no warm-up (no unlabelled part)."""
     recipe = args.recipe or DEFAULT[model]
     if recipe not in RECIPES[model]:
         raise UserError(f"--recipe {recipe}: {model} has the recipes {', '.join(RECIPES[model])}")
@@ -76,10 +89,12 @@ def resolve(model, args, labels=None, n_train=None):
         raise UserError("--lr-decay-epochs must be at most --epochs")
     if labels is not None:
         n_labels = n_train if labels == "all" else labels
-        if given.get("batches", 0) > n_labels:
-            raise UserError(f"--batches {given['batches']} exceeds the {n_labels} labelled images: "
-                            "each minibatch holds at least one")
-        settings.update(labels=n_labels, batches=min(settings["batches"], n_labels))
+        settings["labels"] = n_labels
+        if not settings.get("labelled_per_batch"):  # else each minibatch takes its own labelled images
+            if given.get("batches", 0) > n_labels:
+                raise UserError(f"--batches {given['batches']} exceeds the {n_labels} labelled images: "
+                                "each minibatch holds at least one")
+            settings["batches"] = min(settings["batches"], n_labels)
         if n_labels == n_train:
             if given.get("warmup_steps"):
                 raise UserError("--warmup-steps: with every label known there is no unlabelled part to warm up for")

@@ -5,6 +5,7 @@
     python train_M2.py -train --model m2 --labels 100   # M2 alone on pixels (the paper's "M2")
     python train_M2.py -train --model m2 --labels all --recipe authors --epochs 400   # the analogy model
     python train_M2.py -train --model m2 --labels all --recipe styles   # the 2-D z model of the styles figure
+    python train_M2.py -train --model adgm --threads 2      # the auxiliary deep generative model (or sdgm)
 """
 import math
 import os
@@ -20,20 +21,23 @@ import training  # noqa: E402
 from data import mnist  # noqa: E402
 from data.batches import full_batches, minibatches  # noqa: E402
 from files import save_weights  # noqa: E402
-from models import m1, m2  # noqa: E402
+from models import adgm, m1, m2  # noqa: E402
 from models.features import load_features  # noqa: E402
 from run_folder import RunFolder  # noqa: E402
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 N_PRUNE = 1000  # unlabelled training images on which M1's active units are found, as the authors
 N_GENERATIVE_EVAL = 1000  # validation images for the generative classification (ten passes each)
+MODULES = {"m1m2": m2, "m2": m2, "adgm": adgm, "sdgm": adgm}
+AUXILIARY = ("adgm", "sdgm")
 
 
 def parse_args(argv=None):
     p = ArgumentParser(description="M1+M2 (or M2 alone) of Kingma et al. 2014 on MNIST.",
                        parents=[training_flags(mnist.DEFAULT_PATH)])
-    p.add_argument("--model", dest="model_name", choices=["m1m2", "m2"], default="m1m2",
-                   help="m1m2: M2 on M1's latent features (default); m2: M2 on pixels")
+    p.add_argument("--model", dest="model_name", choices=list(MODULES), default="m1m2",
+                   help="m1m2: M2 on M1's latent features (default); m2: M2 on pixels; adgm, sdgm: the "
+                        "auxiliary deep generative models of Maaloe et al. 2016 on pixels")
     p.add_argument("--labels", default="100",
                    help="labelled training images N, a multiple of 10, or 'all' (default 100)")
     p.add_argument("--alpha", type=number(float, 0.0, 1e6, "a number in [0, 1e6]"),
@@ -45,12 +49,17 @@ def parse_args(argv=None):
                    help="full-batch Adam steps on the labelled part of the objective alone, L(x, y) + beta "
                         "log q(y|x) over the labelled images, before the first epoch of a run with unlabelled "
                         "images (default: the recipe's; fast M2 alone: 2000, at 1e-3)")
+    p.add_argument("--samples", type=positive_int,
+                   help="draws of (a, z) per image in a training step (adgm and sdgm; default: the recipe's, "
+                        "fast 1, authors 10)")
     p.add_argument("--m1-weights", help="M1 weights file (m1m2 only; default weights/M1/m1.npz, or the file of "
                                         "the M1 that the M2 weights name, beside it)")
     args = p.parse_args(argv)
-    check_training_flags(args, TRAINING_ONLY + ("alpha", "batches", "warmup_steps"))
-    if args.m1_weights and args.model_name == "m2":
-        raise UserError("--m1-weights is for --model m1m2: M2 alone reads pixels")
+    check_training_flags(args, TRAINING_ONLY + ("alpha", "batches", "warmup_steps", "samples"))
+    if args.m1_weights and args.model_name != "m1m2":
+        raise UserError(f"--m1-weights is for --model m1m2: {args.model_name} reads pixels")
+    if args.samples and args.model_name not in AUXILIARY:
+        raise UserError("--samples is for --model adgm or sdgm: M2 draws one z per image")
     args.m1_weights = args.m1_weights or m1.DEFAULT_WEIGHTS
     n_train = args.subset or mnist.N_TRAIN
     if args.labels != "all" and not args.labels.isdigit():
@@ -60,22 +69,45 @@ def parse_args(argv=None):
     args.config = {**recipes.resolve(args.model_name, args, labels, n_train), "seed": args.seed,
                    "subset": args.subset}
     name = f"{args.model_name}_labels{labels}_seed{args.seed}" + recipes.suffix(args.model_name, args.config["recipe"])
-    args.weights = args.weights or os.path.join(args.out or os.path.join(HERE, "weights", "M2"), name + ".npz")
-    args.out = args.out or os.path.join(HERE, "temp", "M2", name)
+    folder = "ADGM" if args.model_name in AUXILIARY else "M2"
+    args.weights = args.weights or os.path.join(args.out or os.path.join(HERE, "weights", folder), name + ".npz")
+    args.out = args.out or os.path.join(HERE, "temp", folder, name)
     return args
+
+
+def source(model_name):
+    """What the model reads: 'm1m2' (M1's features) or 'm2' (pixels)."""
+    return "m1m2" if model_name == "m1m2" else "m2"
+
+
+def build_model(model_name, config, x_dim):
+    """The untrained model of the run's settings."""
+    if model_name in AUXILIARY:
+        return adgm.AuxiliaryDGM(x_dim, config["hidden"], config["a_dim"], config["z_dim"], kind=model_name,
+                                 activation=config["activation"])
+    return m2.M2(x_dim, config["hidden"], config["z_dim"], likelihood="gaussian" if model_name == "m1m2" else "bernoulli")
+
+
+def make_train_step(model_name, config, model, optimizer, features, y_train, rng):
+    """One step of Adam on the model's objective, as its module writes it."""
+    if model_name in AUXILIARY:
+        return adgm.make_train_step(model, optimizer, features, y_train, rng, config["alpha"], config["labels"],
+                                    config["samples"], config["clip_norm"])
+    return m2.make_train_step(model, optimizer, features, y_train, rng, config["alpha"], config["labels"])
 
 
 def evaluate(args):
     hint = (f"run `python train_M2.py -train --model {args.model_name} --labels {args.labels} "
             f"--recipe {args.config['recipe']}` to train it")
-    model, extra = m2.load(args.weights, hint)
+    model_module = MODULES[args.model_name]
+    model, extra = model_module.load(args.weights, hint)
     splits = mnist.load_splits(args.data, args.subset)
     del splits["train"]  # only M2's inputs for the evaluation sets are needed
-    features = load_features(args.model_name, splits, args.m1_weights, kept=extra.get("kept_units"),
+    features = load_features(source(args.model_name), splits, args.m1_weights, kept=extra.get("kept_units"),
                              m1_sha256=str(extra.get("m1_sha256", "")))
-    v_bound = m2.validation_bound(model, features.valid_bound_x, splits["valid"][1], mnist.EVAL_SEED)
-    v_err = m2.error_rate(model, features.eval["valid"], splits["valid"][1])
-    t_err = m2.error_rate(model, features.eval["test"], splits["test"][1])
+    v_bound = model_module.validation_bound(model, features.valid_bound_x, splits["valid"][1], mnist.EVAL_SEED)
+    v_err = model_module.error_rate(model, features.eval["valid"], splits["valid"][1])
+    t_err = model_module.error_rate(model, features.eval["test"], splits["test"][1])
     # The weights' name, not --labels and --seed: those need not be what made the weights given by --weights.
     print(f"{args.weights}: validation bound "
           f"L(x,y) {v_bound:.2f}, validation error {100 * v_err:.2f}%, test error {100 * t_err:.2f}%")
@@ -88,12 +120,12 @@ def train(args):
         x_train, y_train = splits["train"]
         n_labels = config["labels"]
         labelled, unlabelled = mnist.labelled_split(y_train, n_labels, args.seed)
-        batches = minibatches(labelled, unlabelled, config["batches"], args.seed)
+        batches = minibatches(labelled, unlabelled, config["batches"], args.seed, config.get("labelled_per_batch"))
         prune = x_train[(unlabelled if len(unlabelled) else labelled)[:N_PRUNE]]
-        features = load_features(args.model_name, splits, args.m1_weights, prune=prune)
+        features = load_features(source(args.model_name), splits, args.m1_weights, prune=prune)
         keras.utils.set_random_seed(args.seed)
-        model = m2.M2(features.dim, config["hidden"], config["z_dim"],
-                      likelihood="gaussian" if args.model_name == "m1m2" else "bernoulli")
+        model_module = MODULES[args.model_name]
+        model = build_model(args.model_name, config, features.dim)
         optimizer = keras.optimizers.Adam(config["lr"])
         optimizer.build(model.trainable_variables)
         rng = training.make_rng(args.seed, config["rng"])
@@ -115,16 +147,17 @@ def train(args):
                 f"{batches[0].shape[1]} + {batches[1].shape[1]}; beta = {beta:g}; weights chosen on {selected_on}")
         run.log(f"entropy: mean H(q(y|x)) on the validation images, nats ({math.log(10):.3f} is a uniform q); "
                 f"gen err: validation error of argmax_y L(x, y) on the first {N_GENERATIVE_EVAL}")
-        step = m2.make_train_step(model, optimizer, features, y_train, rng, config["alpha"], n_labels)
+        step = make_train_step(args.model_name, config, model, optimizer, features, y_train, rng)
 
         def evaluate_epoch(epoch):
-            v_err = m2.error_rate(model, features.eval["valid"], splits["valid"][1])
-            v_bound = m2.validation_bound(model, features.valid_bound_x, splits["valid"][1], mnist.EVAL_SEED)
-            gen_err = m2.generative_error_rate(model, features.valid_bound_x[:N_GENERATIVE_EVAL],
+            v_err = model_module.error_rate(model, features.eval["valid"], splits["valid"][1])
+            v_bound = model_module.validation_bound(model, features.valid_bound_x, splits["valid"][1], mnist.EVAL_SEED)
+            gen_err = model_module.generative_error_rate(model, features.valid_bound_x[:N_GENERATIVE_EVAL],
                                                splits["valid"][1][:N_GENERATIVE_EVAL], mnist.EVAL_SEED)
             return {"score": -v_err if len(unlabelled) else v_bound, "valid_error": v_err,
-                    "test_error": m2.error_rate(model, features.eval["test"], splits["test"][1]),
-                    "valid_labelled_bound": v_bound, "valid_entropy": m2.classifier_entropy(model, features.eval["valid"]),
+                    "test_error": model_module.error_rate(model, features.eval["test"], splits["test"][1]),
+                    "valid_labelled_bound": v_bound,
+                    "valid_entropy": model_module.classifier_entropy(model, features.eval["valid"]),
                     "valid_generative_error": gen_err}
 
         def describe(train, ev):
@@ -141,7 +174,7 @@ def train(args):
                              lambda epoch: batches, evaluate_epoch, describe,
                              lambda path: save_weights(path, model, model.get_config(), extra), average=average)
         if config["warmup_steps"]:
-            warm_step = m2.make_train_step(model, warm_optimizer, features, y_train, rng, config["alpha"], n_labels)
+            warm_step = make_train_step(args.model_name, config, model, warm_optimizer, features, y_train, rng)
             task.warm_up = training.Phase(
                 f"warm-up: {config['warmup_steps']} full-batch steps on the labelled part",
                 training.compile_steps(warm_step, model.trainable_variables),

@@ -1,9 +1,12 @@
-"""Building blocks that the models share: initialisers, the activation, MLPs (plain and conditioned
-on a label), the log-densities and KL of the bounds, the weight prior, and evaluation in chunks."""
+"""Building blocks that the models share: initialisers, the activation, MLPs (plain, and on several
+inputs at once), the log-densities and KL of the bounds, the weight prior, and evaluation in chunks."""
 import keras
 import numpy as np
 import tensorflow as tf
 import tensorflow_probability as tfp
+
+from cli import UserError
+from files import assign_weights, read_weights
 
 tfd = tfp.distributions
 
@@ -31,10 +34,10 @@ def softplus(a):
     return 0.5 * (a + tf.abs(a)) + tf.math.log(1.0 + tf.exp(-tf.abs(a)))
 
 
-def mlp(hidden, out_units, init, name):
-    """Softplus hidden layers then a linear output layer."""
+def mlp(hidden, out_units, init, name, activation=softplus):
+    """Hidden layers (softplus, or another activation) then a linear output layer."""
     w_init, b_init = initializers(init)
-    layers = [keras.layers.Dense(h, activation=softplus, kernel_initializer=w_init,
+    layers = [keras.layers.Dense(h, activation=activation, kernel_initializer=w_init,
                                  bias_initializer=b_init, name=f"{name}_h{i}")
               for i, h in enumerate(hidden)]
     layers.append(keras.layers.Dense(out_units, kernel_initializer=w_init, bias_initializer=b_init,
@@ -42,45 +45,49 @@ def mlp(hidden, out_units, init, name):
     return keras.Sequential(layers, name=name)
 
 
-class LabelledDense(keras.layers.Layer):
-    """Dense layer on the concatenation [x, y] with y one-hot, computed as x W_x + y W_y + b.
+class JointDense(keras.layers.Layer):
+    """Dense layer on the concatenation of its inputs [u_1, ..., u_n], computed as
+    sum_i u_i W_i + b.
 
-    Equal to a Dense layer on [x, y] with kernel [W_x; W_y]; written apart so that y of shape
-    [K, 1, K] (every class) broadcasts against x of shape [batch, d]: x W_x is computed once.
+    Equal to a Dense layer on the concatenation with kernel [W_1; ...; W_n]; written apart so that
+    inputs of different leading axes broadcast: with x [batch, d] and every class y [K, 1, K], x W_x
+    is computed once for the K classes. Its weights are W_1, ..., W_n, b, in that order.
     """
 
-    def __init__(self, units, n_classes, activation, init, **kwargs):
+    def __init__(self, units, activation, init, **kwargs):
         super().__init__(**kwargs)
-        self.units, self.n_classes = units, n_classes
+        self.units = units
         self.activation = keras.activations.get(activation)
         self.w_init, self.b_init = initializers(init)
 
-    def build(self, x_shape):
-        self.kernel_x = self.add_weight(shape=(x_shape[-1], self.units), initializer=self.w_init,
-                                        name="kernel_x")
-        self.kernel_y = self.add_weight(shape=(self.n_classes, self.units), initializer=self.w_init,
-                                        name="kernel_y")
+    def build(self, shapes):
+        self.kernels = [self.add_weight(shape=(shape[-1], self.units), initializer=self.w_init, name=f"kernel_{i}")
+                        for i, shape in enumerate(shapes)]
         self.bias = self.add_weight(shape=(self.units,), initializer=self.b_init, name="bias")
 
-    def call(self, x, y):
-        return self.activation(tf.matmul(x, self.kernel_x) + tf.matmul(y, self.kernel_y) + self.bias)
+    def call(self, inputs):
+        total = tf.matmul(inputs[0], self.kernels[0])
+        for u, w in zip(inputs[1:], self.kernels[1:]):
+            total = total + tf.matmul(u, w)  # + broadcasts the leading axes, tf.add_n does not
+        return self.activation(total + self.bias)
 
 
-class ConditionalMLP(keras.layers.Layer):
-    """MLP on [x, y]: a LabelledDense softplus layer, further softplus layers, a linear output."""
+class JointMLP(keras.layers.Layer):
+    """MLP on the concatenation of its inputs: a JointDense hidden layer, further hidden layers, a
+    linear output layer (activation: softplus, or 'relu' as the ADGM authors)."""
 
-    def __init__(self, hidden, out_units, n_classes, init, **kwargs):
+    def __init__(self, hidden, out_units, init, activation=softplus, **kwargs):
         super().__init__(**kwargs)
         w_init, b_init = initializers(init)
-        self.first = LabelledDense(hidden[0], n_classes, softplus, init, name="h0")
-        self.rest = [keras.layers.Dense(h, activation=softplus, kernel_initializer=w_init,
+        self.first = JointDense(hidden[0], activation, init, name="h0")
+        self.rest = [keras.layers.Dense(h, activation=activation, kernel_initializer=w_init,
                                         bias_initializer=b_init, name=f"h{i + 1}")
                      for i, h in enumerate(hidden[1:])]
         self.out = keras.layers.Dense(out_units, kernel_initializer=w_init, bias_initializer=b_init,
                                       name="out")
 
-    def call(self, x, y):
-        h = self.first(x, y)
+    def call(self, inputs):
+        h = self.first(inputs)
         for layer in self.rest:
             h = layer(h)
         return self.out(h)
@@ -119,3 +126,15 @@ def in_chunks(fn, n, size=5000, axis=0):
     if isinstance(parts[0], tuple):
         return tuple(np.concatenate([np.asarray(p[j]) for p in parts], axis=axis) for j in range(len(parts[0])))
     return np.concatenate([np.asarray(p) for p in parts], axis=axis)
+
+
+def load_model(model_class, path, missing_hint):
+    """A model_class rebuilt from a weights file written by a training script, and the arrays saved
+    with it; UserError if the file is missing, corrupt or of another model."""
+    config, weights, extra = read_weights(path, missing_hint)
+    try:
+        model = model_class(**config)
+    except (TypeError, ValueError) as e:
+        raise UserError(f"{path}: not {model_class.__name__} weights ({e})")
+    assign_weights(model, weights, path)
+    return model, extra

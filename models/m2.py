@@ -15,7 +15,7 @@ and the objective maximised over the training set, with beta = alpha * N_total /
 
 The sum over y in U(x) is exact and done as one batched pass: every tensor of the label sum has a
 leading axis of K classes, and the first layer of q(z|x, y) computes x's product once, adding one row
-of weights per class (see `LabelledDense`).
+of weights per class (see `JointDense`).
 
 References:
   D. P. Kingma, D. J. Rezende, S. Mohamed, M. Welling. Semi-Supervised Learning with Deep Generative
@@ -27,9 +27,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from cli import UserError
-from files import assign_weights, read_weights
-from models.blocks import (ConditionalMLP, bernoulli_log_prob, gaussian_kl_standard, gaussian_log_prob, in_chunks,
+from models.blocks import (JointMLP, bernoulli_log_prob, gaussian_kl_standard, gaussian_log_prob, in_chunks, load_model,
                            mlp, reparameterize, weight_prior)
 
 
@@ -47,9 +45,9 @@ class M2(keras.Model):
         self.x_dim, self.hidden, self.z_dim = x_dim, tuple(hidden), z_dim
         self.n_classes, self.likelihood, self.init = n_classes, likelihood, init
         self.classifier = mlp(self.hidden, n_classes, init, "classifier")
-        self.encoder = ConditionalMLP(self.hidden, 2 * z_dim, n_classes, init, name="encoder")
+        self.encoder = JointMLP(self.hidden, 2 * z_dim, init, name="encoder")
         x_params = 2 * x_dim if likelihood == "gaussian" else x_dim
-        self.decoder = ConditionalMLP(self.hidden, x_params, n_classes, init, name="decoder")
+        self.decoder = JointMLP(self.hidden, x_params, init, name="decoder")
         # One pass through each network creates its variables.
         x0, y0 = tf.zeros([1, x_dim]), tf.one_hot([0], n_classes)
         self.classify(x0)
@@ -65,14 +63,14 @@ class M2(keras.Model):
 
     def encode(self, x, y):
         """q(z|x, y): mean and log-variance [..., batch, z_dim]."""
-        mean, logvar = tf.split(self.encoder(x, y), 2, axis=-1)
+        mean, logvar = tf.split(self.encoder([x, y]), 2, axis=-1)
         return mean, logvar
 
     reparameterize = staticmethod(reparameterize)
 
     def decode(self, z, y):
         """p(x|y, z): Bernoulli logits, or Gaussian mean and log-variance concatenated."""
-        return self.decoder(z, y)
+        return self.decoder([z, y])
 
     def log_px(self, x, params):
         """log p(x|y, z) summed over features: [..., batch]."""
@@ -156,9 +154,9 @@ def loss_fn(model, x_lab, y_lab, eps_lab, x_unl, eps_unl, alpha, n_labelled, n_t
     n = tf.cast(tf.shape(x_lab)[0] + tf.shape(x_unl)[0], tf.float32)
     objective = tf.reduce_sum(bound_lab) + beta * tf.reduce_sum(log_qy) + tf.reduce_sum(bound_unl)
     loss = -objective / n - weight_prior(model) / n_total
-    terms = {"loss": loss, "labelled_bound": _mean(bound_lab), "log_qy": _mean(log_qy),
-             "unlabelled_bound": _mean(bound_unl), "reconstruction": _mean(log_px_unl),
-             "kl": _mean(kl_unl)}
+    terms = {"loss": loss, "labelled_bound": mean_or_zero(bound_lab), "log_qy": mean_or_zero(log_qy),
+             "unlabelled_bound": mean_or_zero(bound_unl), "reconstruction": mean_or_zero(log_px_unl),
+             "kl": mean_or_zero(kl_unl)}
     return loss, terms
 
 
@@ -228,7 +226,7 @@ def validation_bound(model, x, y, eval_seed):
     return float(np.mean(bound))
 
 
-def _mean(t):
+def mean_or_zero(t):
     """Mean that is 0 for an empty tensor (fully labelled runs have no unlabelled examples)."""
     return tf.math.divide_no_nan(tf.reduce_sum(t), tf.cast(tf.size(t), t.dtype))
 
@@ -236,10 +234,4 @@ def _mean(t):
 def load(path, missing_hint):
     """An M2 rebuilt from a weights file written by train_M2.py, and the arrays saved with it
     (m1_sha256, kept_units); UserError if missing or corrupt."""
-    config, weights, extra = read_weights(path, missing_hint)
-    try:
-        model = M2(**config)
-    except (TypeError, ValueError) as e:
-        raise UserError(f"{path}: not M2 weights ({e})")
-    assign_weights(model, weights, path)
-    return model, extra
+    return load_model(M2, path, missing_hint)

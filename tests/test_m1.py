@@ -116,6 +116,8 @@ def test_learning_rate_is_constant_then_linear_over_the_last_epochs():
     rates = [training.learning_rate(1e-3, 10, 4, e) for e in range(1, 11)]
     np.testing.assert_allclose(rates, [1e-3] * 6 + [1e-3, 7.5e-4, 5e-4, 2.5e-4])
     assert {training.learning_rate(3e-4, 10, 0, e) for e in range(1, 11)} == {3e-4}
+    stepped = [training.learning_rate(1.0, 10, 2, e, step_every=4, step_factor=0.5) for e in range(1, 11)]
+    assert stepped == [1.0] * 4 + [0.5] * 4 + [0.25 * 2 / 2, 0.25 / 2]
 
 
 def test_softplus_equals_tf_softplus_and_its_gradient_is_the_sigmoid():

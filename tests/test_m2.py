@@ -18,16 +18,16 @@ def random_weights(model, scale=0.5, seed=0):
         v.assign(rng.normal(0, scale, v.shape).astype(np.float32))
 
 
-def test_labelled_dense_equals_dense_on_the_concatenation():
-    layer = blocks.LabelledDense(4, 10, "softplus", "code")
+def test_joint_dense_equals_dense_on_the_concatenation():
+    layer = blocks.JointDense(4, "softplus", "code")
     x = tf.random.normal([6, 3])
     y = tf.one_hot([0, 3, 9, 9, 1, 2], 10)
-    layer(x, y)
-    kernel = tf.concat([layer.kernel_x, layer.kernel_y], axis=0)
+    layer([x, y])
+    kernel = tf.concat(layer.kernels, axis=0)
     expected = tf.nn.softplus(tf.concat([x, y], axis=1) @ kernel + layer.bias)
-    np.testing.assert_allclose(layer(x, y), expected, rtol=1e-5, atol=1e-6)
-    every = layer(x, m2.every_class(10))  # [10, 6, 4]: class k for the whole batch
-    np.testing.assert_allclose(every[9], layer(x, tf.one_hot([9] * 6, 10)), rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(layer([x, y]), expected, rtol=1e-5, atol=1e-6)
+    every = layer([x, m2.every_class(10)])  # [10, 6, 4]: class k for the whole batch
+    np.testing.assert_allclose(every[9], layer([x, tf.one_hot([9] * 6, 10)]), rtol=1e-5, atol=1e-6)
 
 
 @pytest.mark.parametrize("likelihood", ["gaussian", "bernoulli"])
@@ -145,11 +145,11 @@ def test_pixel_labelled_bound_equals_numpy_by_hand():
     y = np.eye(10)[labels]
     eps = rng.standard_normal((5, 3)).astype(np.float32)
     softplus = lambda a: np.logaddexp(0.0, a)  # noqa: E731
-    h = softplus(x @ w["encoder/h0/kernel_x"] + y @ w["encoder/h0/kernel_y"] + w["encoder/h0/bias"])
+    h = softplus(x @ w["encoder/h0/kernel_0"] + y @ w["encoder/h0/kernel_1"] + w["encoder/h0/bias"])
     out = h @ w["encoder/out/kernel"] + w["encoder/out/bias"]
     mean, logvar = out[:, :3], out[:, 3:]
     z = mean + np.exp(0.5 * logvar) * eps
-    h = softplus(z @ w["decoder/h0/kernel_x"] + y @ w["decoder/h0/kernel_y"] + w["decoder/h0/bias"])
+    h = softplus(z @ w["decoder/h0/kernel_0"] + y @ w["decoder/h0/kernel_1"] + w["decoder/h0/bias"])
     logits = h @ w["decoder/out/kernel"] + w["decoder/out/bias"]
     log_px = np.sum(x * logits - np.logaddexp(0.0, logits), axis=1)  # log Bernoulli(x | sigmoid(logits))
     kl = 0.5 * np.sum(mean ** 2 + np.exp(logvar) - 1 - logvar, axis=1)

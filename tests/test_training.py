@@ -54,7 +54,8 @@ def test_the_weights_chosen_are_the_best_on_validation_not_the_last(tmp_path):
     assert not all(np.array_equal(s, w) for s, w in zip(saved, snapshots[3]))
     record = read_json(str(tmp_path / "tiny.json"))
     assert record == {**config(3), "command": record["command"], "chosen_epoch": 2, "valid_bound": -10.0,
-                      "train_minutes": record["train_minutes"], "run_minutes": record["run_minutes"], "epochs_run": 3}
+                      "train_minutes": record["train_minutes"], "run_minutes": record["run_minutes"], "epochs_run": 3,
+                      "cpu": training.cpu_description()}
     rows = read_jsonl(str(tmp_path / "run" / "metrics.jsonl"))
     assert [(r["epoch"], r["best"], r["valid_bound"]) for r in rows] == [(1, True, -30.0), (2, True, -10.0),
                                                                         (3, False, -20.0)]

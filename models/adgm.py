@@ -1,0 +1,243 @@
+"""ADGM and SDGM: the auxiliary deep generative models of Maaløe et al. (2016), on pixels.
+
+An auxiliary latent variable a makes the inference model richer than M2's:
+
+    inference (both)  q(a, y, z|x) = q(a|x) q(y|a, x) q(z|a, y, x)
+    ADGM generative   p(x, y, z, a) = p(y) p(z) p(x|y, z) p(a|x, y, z)   (M2's model, plus a given all)
+    SDGM generative   p(x, y, z, a) = p(y) p(z) p(a|y, z) p(x|a, y, z)   (a second stochastic layer)
+
+p(y) uniform over K classes, p(z) = N(0, I), p(x|.) Bernoulli, every other distribution a diagonal
+Gaussian whose mean and log-variance an MLP reads from the concatenation of what it is conditioned on.
+
+Bounds, for a labelled pair (x, y) and an unlabelled x, with a ~ q(a|x) and z ~ q(z|a, y, x):
+
+    L(x, y) = E_a E_z[log p(x|.) + log p(a|.)] + log p(y) - E_a KL(q(z|a, y, x) || p(z)) + H(q(a|x))
+    U(x)    = E_a[sum_y q(y|a, x) (L_a(x, y) - log q(y|a, x))] + H(q(a|x))
+
+where L_a(x, y) is L(x, y) for the one a, without H(q(a|x)); the KL of z and the entropy of a are in
+closed form, the rest one sample each. The objective is M2's, with the classifier's term averaged
+over a:
+
+    J = sum_labelled [L(x, y) + beta E_a log q(y|a, x)] + sum_unlabelled U(x) + log p(theta).
+
+As in M2, the sum over y is exact and batched (a leading axis of K classes), and a first layer that
+reads several inputs computes each input's product once (`JointDense`): x's and a's once per image
+and sample, y's once per class.
+
+References:
+  L. Maaløe, C. K. Sønderby, S. K. Sønderby, O. Winther. Auxiliary Deep Generative Models. ICML 2016.
+  arXiv:1602.05473.
+"""
+import math
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from data.mnist import EVAL_SEED
+from models.blocks import (JointMLP, bernoulli_log_prob, gaussian_kl_standard, gaussian_log_prob, in_chunks,
+                           load_model, mlp, reparameterize, weight_prior)
+from models.m2 import classifier_entropy, error_rate, every_class, label_weight, mean_or_zero
+
+__all__ = ["AuxiliaryDGM", "classifier_entropy", "error_rate"]
+EVAL_SAMPLES = 10  # draws of a whose q(y|a, x) are averaged to classify an image
+
+
+class AuxiliaryDGM(keras.Model):
+    """q(a|x), q(y|a, x), q(z|a, y, x), p(x|.) and p(a|.) of an ADGM (kind 'adgm') or SDGM ('sdgm').
+
+    Tensors may carry leading axes (K classes, then S samples of a) before [batch, features]; y is
+    one-hot. `classify` is the evaluated classifier: q(y|a, x) averaged over EVAL_SAMPLES fixed draws of a.
+    """
+
+    def __init__(self, x_dim, hidden=(500, 500), a_dim=100, z_dim=100, n_classes=10, kind="adgm",
+                 activation="relu", init="code", **kwargs):
+        super().__init__(**kwargs)
+        if kind not in ("adgm", "sdgm"):
+            raise ValueError(f"kind must be 'adgm' or 'sdgm', got {kind!r}")
+        self.x_dim, self.hidden, self.a_dim, self.z_dim = x_dim, tuple(hidden), a_dim, z_dim
+        self.n_classes, self.kind, self.activation, self.init = n_classes, kind, activation, init
+        act = keras.activations.get(activation)
+        self.q_a = mlp(self.hidden, 2 * a_dim, init, "q_a", act)
+        self.q_y = JointMLP(self.hidden, n_classes, init, act, name="q_y")
+        self.q_z = JointMLP(self.hidden, 2 * z_dim, init, act, name="q_z")
+        self.p_x = JointMLP(self.hidden, x_dim, init, act, name="p_x")
+        self.p_a = JointMLP(self.hidden, 2 * a_dim, init, act, name="p_a")
+        # One pass through each network creates its variables.
+        x0, y0 = tf.zeros([1, x_dim]), tf.one_hot([0], n_classes)
+        a0, z0 = tf.zeros([1, a_dim]), tf.zeros([1, z_dim])
+        self.encode_a(x0)
+        self.classify_given(a0, x0)
+        self.encode_z(a0, x0, y0)
+        self.decode_x(a0, z0, y0)
+        self.decode_a(x0, z0, y0)
+
+    def get_config(self):
+        return {"x_dim": self.x_dim, "hidden": list(self.hidden), "a_dim": self.a_dim, "z_dim": self.z_dim,
+                "n_classes": self.n_classes, "kind": self.kind, "activation": self.activation, "init": self.init}
+
+    def encode_a(self, x):
+        """q(a|x): mean and log-variance [batch, a_dim]."""
+        return tf.split(self.q_a(x), 2, axis=-1)
+
+    def classify_given(self, a, x):
+        """q(y|a, x): logits [..., batch, K]."""
+        return self.q_y([a, x])
+
+    def encode_z(self, a, x, y):
+        """q(z|a, y, x): mean and log-variance [..., batch, z_dim]."""
+        return tf.split(self.q_z([a, x, y]), 2, axis=-1)
+
+    def decode_x(self, a, z, y):
+        """p(x|y, z) (ADGM) or p(x|a, y, z) (SDGM): Bernoulli logits [..., batch, x_dim]."""
+        return self.p_x([z, y] if self.kind == "adgm" else [a, z, y])
+
+    def decode_a(self, x, z, y):
+        """p(a|x, y, z) (ADGM) or p(a|y, z) (SDGM): mean and log-variance [..., batch, a_dim]."""
+        return tf.split(self.p_a([x, z, y] if self.kind == "adgm" else [z, y]), 2, axis=-1)
+
+    def classify(self, x):
+        """log of q(y|a, x) averaged over EVAL_SAMPLES fixed draws of a ~ q(a|x): [batch, K]."""
+        mean, logvar = self.encode_a(x)
+        eps = tf.random.stateless_normal([EVAL_SAMPLES, tf.shape(x)[0], self.a_dim], [EVAL_SEED, 0])
+        log_q = tf.nn.log_softmax(self.classify_given(reparameterize(mean, logvar, eps), x))
+        return tf.reduce_logsumexp(log_q, axis=0) - math.log(EVAL_SAMPLES)
+
+    def call(self, x):
+        return self.classify(x)
+
+
+def gaussian_entropy(logvar):
+    """H(N(mean, diag(exp(logvar)))) = sum (log(2 pi e) + logvar) / 2 over the last axis: [..., batch]."""
+    return 0.5 * tf.reduce_sum(math.log(2 * math.pi * math.e) + logvar, axis=-1)
+
+
+def sample_a(model, x, eps_a):
+    """a = reparameterised draws of q(a|x) from eps_a [S, batch, a_dim], and H(q(a|x)) [batch]."""
+    mean, logvar = model.encode_a(x)
+    return reparameterize(mean, logvar, eps_a), gaussian_entropy(logvar)
+
+
+def bound_given_a(model, x, y, a, eps_z):
+    """L_a(x, y) = E_z[log p(x|.) + log p(a|.)] + log p(y) - KL(q(z|a, y, x) || p(z)), one draw of z.
+
+    Args:
+      x [batch, x_dim]; y one-hot [batch, K] or every class [K, 1, 1, K]; a [S, batch, a_dim];
+      eps_z: standard normal [..., S, batch, z_dim], with y's leading axes.
+    Returns:
+      L_a [..., S, batch], and its terms log p(x|.), log p(a|.) and KL of z, of the same shape.
+    """
+    mean, logvar = model.encode_z(a, x, y)
+    z = reparameterize(mean, logvar, eps_z)
+    log_px = bernoulli_log_prob(x, model.decode_x(a, z, y))
+    a_mean, a_logvar = model.decode_a(x, z, y)
+    log_pa = gaussian_log_prob(a, a_mean, a_logvar)
+    kl_z = gaussian_kl_standard(mean, logvar)
+    return log_px + log_pa - math.log(model.n_classes) - kl_z, log_px, log_pa, kl_z
+
+
+def labelled_bound(model, x, y, eps_a, eps_z):
+    """L(x, y): bound_given_a averaged over the S draws of a, plus H(q(a|x)).
+
+    Args: x [batch, x_dim], y one-hot [batch, K], eps_a [S, batch, a_dim], eps_z [S, batch, z_dim].
+    Returns: L [batch], and the draws of a [S, batch, a_dim] (for the classifier's term).
+    """
+    a, entropy_a = sample_a(model, x, eps_a)
+    bound, _, _, _ = bound_given_a(model, x, y, a, eps_z)
+    return tf.reduce_mean(bound, axis=0) + entropy_a, a
+
+
+def unlabelled_bound(model, x, eps_a, eps_z):
+    """U(x) = E_a[sum_y q(y|a, x) (L_a(x, y) - log q(y|a, x))] + H(q(a|x)), the sum exact.
+
+    Args: x [batch, x_dim], eps_a [S, batch, a_dim], eps_z [K, S, batch, z_dim] (a draw per class).
+    Returns: U [batch], and the expected log p(x|.), log p(a|.) and KL of z, each [batch].
+    """
+    a, entropy_a = sample_a(model, x, eps_a)
+    log_qy = tf.nn.log_softmax(model.classify_given(a, x))  # [S, batch, K]
+    qy = tf.exp(log_qy)
+    terms = bound_given_a(model, x, every_class(model.n_classes)[:, None], a, eps_z)  # each [K, S, batch]
+    qy_k = tf.transpose(qy, [2, 0, 1])  # [K, S, batch]
+    expected = [tf.reduce_mean(tf.reduce_sum(qy_k * t, axis=0), axis=0) for t in terms]
+    entropy_y = tf.reduce_mean(-tf.reduce_sum(qy * log_qy, axis=-1), axis=0)
+    return expected[0] + entropy_y + entropy_a, expected[1], expected[2], expected[3]
+
+
+def loss_fn(model, x_lab, y_lab, eps_lab, x_unl, eps_unl, alpha, n_labelled, n_total):
+    """Minimised per step: -(J on the minibatch) / batch - log p(theta) / N_total, as M2's loss_fn,
+    with beta = label_weight(alpha, N_total, N_labelled) on E_a log q(y|a, x).
+
+    eps_lab = (eps_a [S, n_lab, a_dim], eps_z [S, n_lab, z_dim]);
+    eps_unl = (eps_a [S, n_unl, a_dim], eps_z [K, S, n_unl, z_dim]).
+    Returns loss, and a dict of per-minibatch means of the terms for logging (the loss among them).
+    """
+    beta = label_weight(alpha, n_total, n_labelled)
+    bound_lab, a_lab = labelled_bound(model, x_lab, tf.one_hot(y_lab, model.n_classes), *eps_lab)
+    logits = model.classify_given(a_lab, x_lab)  # [S, n_lab, K]
+    labels = tf.broadcast_to(y_lab, tf.shape(logits)[:-1])
+    log_qy = tf.reduce_mean(-tf.nn.sparse_softmax_cross_entropy_with_logits(labels, logits), axis=0)
+    bound_unl, log_px_unl, log_pa_unl, kl_unl = unlabelled_bound(model, x_unl, *eps_unl)
+    n = tf.cast(tf.shape(x_lab)[0] + tf.shape(x_unl)[0], tf.float32)
+    objective = tf.reduce_sum(bound_lab) + beta * tf.reduce_sum(log_qy) + tf.reduce_sum(bound_unl)
+    loss = -objective / n - weight_prior(model) / n_total
+    terms = {"loss": loss, "labelled_bound": mean_or_zero(bound_lab), "log_qy": mean_or_zero(log_qy),
+             "unlabelled_bound": mean_or_zero(bound_unl), "reconstruction": mean_or_zero(log_px_unl),
+             "log_pa": mean_or_zero(log_pa_unl), "kl": mean_or_zero(kl_unl)}
+    return loss, terms
+
+
+def make_train_step(model, optimizer, inputs, labels, rng, alpha, n_labelled, samples=1, clip_norm=5.0):
+    """step(labelled indices, unlabelled indices) -> mean terms: one Adam step on J, with `samples`
+    draws of (a, z) per image, the pixels binarised afresh, and the gradient clipped to total norm
+    clip_norm then to [-1, 1] each, as the authors (a step of an auxiliary model can be far larger than
+    its neighbours early on)."""
+    pixels, labels = tf.constant(inputs.train_loc), tf.constant(labels)
+    n_total = len(inputs.train_loc)
+    a_dim, z_dim, k = model.a_dim, model.z_dim, model.n_classes
+
+    def step(lab, unl):
+        x_lab = inputs.sample(tf.gather(pixels, lab), None, rng)
+        x_unl = inputs.sample(tf.gather(pixels, unl), None, rng)
+        n_lab, n_unl = tf.shape(lab)[0], tf.shape(unl)[0]
+        eps_lab = rng.normal([samples, n_lab, a_dim]), rng.normal([samples, n_lab, z_dim])
+        eps_unl = rng.normal([samples, n_unl, a_dim]), rng.normal([k, samples, n_unl, z_dim])
+        with tf.GradientTape() as tape:
+            loss, terms = loss_fn(model, x_lab, tf.gather(labels, lab), eps_lab, x_unl, eps_unl, alpha,
+                                  n_labelled, n_total)
+        grads, _ = tf.clip_by_global_norm(tape.gradient(loss, model.trainable_variables), clip_norm)
+        optimizer.apply([tf.clip_by_value(g, -1.0, 1.0) for g in grads], model.trainable_variables)
+        return terms
+    return step
+
+
+def _eval_noise(model, n, eval_seed, classes=None):
+    """Fixed standard normal draws for evaluation: eps_a [1, n, a_dim], eps_z [(K,) 1, n, z_dim]."""
+    rng = np.random.default_rng(eval_seed)
+    eps_a = rng.standard_normal((1, n, model.a_dim), np.float32)
+    eps_z = rng.standard_normal(((classes,) if classes else ()) + (1, n, model.z_dim), np.float32)
+    return eps_a, eps_z
+
+
+def validation_bound(model, x, y, eval_seed):
+    """Mean L(x, y) in nats per image on fixed noise (seeded by eval_seed): how well the model fits x."""
+    eps_a, eps_z = _eval_noise(model, len(x), eval_seed)
+    bound = in_chunks(lambda s: labelled_bound(model, x[s], tf.one_hot(y[s], model.n_classes),
+                                               eps_a[:, s], eps_z[:, s])[0], len(x))
+    return float(np.mean(bound))
+
+
+def generative_error_rate(model, x, y, eval_seed):
+    """Fraction of images whose argmax_y L(x, y) (fixed noise) is not their label: where the unlabelled
+    term pulls q(y|a, x)."""
+    eps_a, eps_z = _eval_noise(model, len(x), eval_seed, model.n_classes)
+
+    def bounds(s):
+        a, _ = sample_a(model, x[s], eps_a[:, s])
+        return tf.reduce_mean(bound_given_a(model, x[s], every_class(model.n_classes)[:, None], a, eps_z[:, :, s])[0],
+                              axis=1)  # [K, n]
+    return float(np.mean(np.argmax(in_chunks(bounds, len(x), 1000, axis=1), axis=0) != y))
+
+
+def load(path, missing_hint):
+    """An ADGM or SDGM rebuilt from a weights file written by train_M2.py, and the arrays saved with it."""
+    return load_model(AuxiliaryDGM, path, missing_hint)

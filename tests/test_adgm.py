@@ -1,0 +1,128 @@
+"""ADGM and SDGM on tiny dimensions: the bounds against densities written out, the label sum against a
+loop, which variables each network reads, and a few steps that raise the objective."""
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+import tensorflow_probability as tfp
+
+from data.batches import minibatches
+from models import adgm, m2
+from models.adgm import AuxiliaryDGM
+from models.features import Features
+
+tfd = tfp.distributions
+KINDS = ["adgm", "sdgm"]
+
+
+def tiny(kind, seed=0):
+    keras.utils.set_random_seed(seed)
+    model = AuxiliaryDGM(x_dim=6, hidden=(5, 4), a_dim=2, z_dim=3, kind=kind)
+    rng = np.random.default_rng(seed)
+    for v in model.weights:
+        v.assign(rng.normal(0, 0.25, v.shape).astype(np.float32))
+    return model
+
+
+def pixels(n, seed=1):
+    return (np.random.default_rng(seed).random((n, 6)) < 0.4).astype(np.float32)
+
+
+def normal(mean_logvar):
+    mean, logvar = mean_logvar
+    return tfd.Independent(tfd.Normal(mean, tf.exp(0.5 * logvar)), 1)
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_labelled_bound_is_the_expected_log_ratio_of_the_joint_to_q(kind):
+    """L(x, y) with its closed-form KL and entropy, against E_q[log p(x, y, z, a) - log q(a, z|x, y)]
+    with every density evaluated at sampled a and z, over 20000 draws."""
+    model = tiny(kind)
+    x, y = pixels(2), tf.one_hot([3, 7], 10)
+    draws = 20000
+    rng = np.random.default_rng(2)
+    eps_a = rng.standard_normal((draws, 2, 2)).astype(np.float32)
+    eps_z = rng.standard_normal((draws, 2, 3)).astype(np.float32)
+    got, _ = adgm.labelled_bound(model, x, y, eps_a, eps_z)
+
+    q_a = normal(model.encode_a(x))
+    a = q_a.mean() + q_a.stddev() * eps_a
+    q_z = normal(model.encode_z(a, x, y))
+    z = q_z.mean() + q_z.stddev() * eps_z
+    log_px = tfd.Independent(tfd.Bernoulli(logits=model.decode_x(a, z, y), dtype=tf.float32), 1).log_prob(x)
+    log_pa = normal(model.decode_a(x, z, y)).log_prob(a)
+    log_pz = tfd.Independent(tfd.Normal(tf.zeros(3), 1.0), 1).log_prob(z)
+    ratio = log_px + log_pa + log_pz - np.log(10) - q_a.log_prob(a) - q_z.log_prob(z)
+    expected = tf.reduce_mean(ratio, axis=0)
+    spread = tf.math.reduce_std(ratio, axis=0) / np.sqrt(draws)
+    assert np.all(np.abs(got - expected) < 4 * spread + 1e-3), (got, expected, spread)
+
+
+def test_entropy_of_a_is_the_gaussians():
+    logvar = tf.constant([[0.3, -1.2, 2.0], [0.0, 0.5, -0.7]])
+    expected = tf.reduce_sum(tfd.Normal(0.0, tf.exp(0.5 * logvar)).entropy(), axis=-1)
+    np.testing.assert_allclose(adgm.gaussian_entropy(logvar), expected, rtol=1e-6)
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_unlabelled_bound_equals_an_explicit_loop_over_labels_and_draws(kind):
+    model = tiny(kind)
+    x = pixels(4)
+    rng = np.random.default_rng(3)
+    eps_a = rng.standard_normal((2, 4, 2)).astype(np.float32)  # two draws of a
+    eps_z = rng.standard_normal((10, 2, 4, 3)).astype(np.float32)
+    got = adgm.unlabelled_bound(model, x, eps_a, eps_z)[0]
+
+    a, entropy_a = adgm.sample_a(model, x, eps_a)
+    expected = entropy_a.numpy().astype(np.float64)
+    for s in range(2):
+        qy = tf.nn.softmax(model.classify_given(a[s], x)).numpy()
+        for k in range(10):
+            bound = adgm.bound_given_a(model, x, tf.one_hot([k] * 4, 10), a[s], eps_z[k, s])[0].numpy()
+            expected += qy[:, k] * (bound - np.log(qy[:, k])) / 2
+    np.testing.assert_allclose(got, expected, rtol=1e-5)
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_each_network_reads_what_its_model_conditions_on(kind):
+    """p(x|.) reads a only in the SDGM, p(a|.) reads x only in the ADGM."""
+    model = tiny(kind)
+    x, y = pixels(3), tf.one_hot([1, 2, 3], 10)
+    a, z = tf.random.normal([3, 2]), tf.random.normal([3, 3])
+    changes_x = not np.allclose(model.decode_x(a, z, y), model.decode_x(a + 1.0, z, y))
+    changes_a = not np.allclose(model.decode_a(x, z, y)[0], model.decode_a(1.0 - x, z, y)[0])
+    assert (changes_x, changes_a) == ((False, True) if kind == "adgm" else (True, False))
+
+
+def test_classify_averages_q_y_over_fixed_draws_of_a():
+    model = tiny("adgm")
+    x = pixels(5)
+    first = model.classify(x).numpy()
+    np.testing.assert_array_equal(first, model.classify(x).numpy())
+    np.testing.assert_allclose(np.exp(first).sum(axis=1), 1.0, rtol=1e-5)
+    assert m2.error_rate(model, x, np.zeros(5, int)) == np.mean(np.argmax(first, axis=1) != 0)
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_a_few_steps_raise_the_objective(kind):
+    keras.utils.set_random_seed(0)
+    model = AuxiliaryDGM(x_dim=6, hidden=(16,), a_dim=2, z_dim=3, kind=kind)
+    x = np.random.default_rng(4).random((40, 6)).astype(np.float32)
+    labels = np.arange(40) % 10
+    inputs = Features("m2", x, np.zeros((40, 0), np.float32))
+    optimizer = keras.optimizers.Adam(3e-2)
+    rng = tf.random.Generator.from_seed(0)
+    step = tf.function(adgm.make_train_step(model, optimizer, inputs, labels, rng, alpha=0.1, n_labelled=10,
+                                            samples=2))
+    lab, unl = tf.range(10), tf.range(10, 40)
+    losses = [float(step(lab, unl)["loss"]) for _ in range(60)]
+    assert np.mean(losses[-10:]) < np.mean(losses[:10]) - 0.5, losses
+
+
+def test_minibatches_with_labelled_per_batch_take_the_labelled_images_in_turn():
+    lab, unl = minibatches(np.arange(30), np.arange(30, 130), 10, seed=0, labelled_per_batch=20)
+    assert lab.shape == (10, 20) and unl.shape == (10, 10)
+    order = lab.reshape(-1)
+    assert sorted(order[:30]) == list(range(30)) and np.array_equal(order[30:60], order[:30])
+    every, _ = minibatches(np.arange(100), np.arange(100, 600), 5, seed=0, labelled_per_batch=100)
+    assert all(sorted(row) == list(range(100)) for row in every)
