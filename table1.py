@@ -93,20 +93,29 @@ def run_cells(planned, jobs):
 
 
 def summarise(records):
-    """Mean, standard deviation (over seeds, ddof 1) and count of test errors in %, and the mean
-    minutes of a run (the whole run where it ended, else to its chosen weights)."""
+    """Mean, standard deviation (over seeds, ddof 1) and count of test errors in %, and the minutes
+    of each run (the whole run where it ended, else to its chosen weights)."""
     errors = 100 * np.array([r["test_error"] for r in records])
     std = float(np.std(errors, ddof=1)) if len(errors) > 1 else float("nan")
     minutes = [r.get("run_minutes", r["train_minutes"]) for r in records]
-    return float(np.mean(errors)), std, len(errors), float(np.mean(minutes))
+    return float(np.mean(errors)), std, len(errors), minutes
+
+
+def cpus(records):
+    """How many of the records each CPU made, as the records name it ('not recorded' for runs made
+    before records named it): 'CPU: n runs.' sentences."""
+    named = [r.get("cpu", "CPU not recorded") for r in records]
+    return " ".join(f"{cpu}: {named.count(cpu)} run{'s' if named.count(cpu) > 1 else ''}." for cpu in sorted(set(named)))
 
 
 def markdown(planned):
     """Markdown Table 1 from the JSON records of the cells that have one: a row per N, model and
     recipe that has results (mean ± std over seeds, and the worst seed), a 'not yet run' row for an
-    N and model with none."""
+    N and model with none; then the minutes of one core of all the runs, and the CPUs (one core of
+    each, the other core training too or not)."""
     lines = ["| N | model | here: test error % (seeds) | minutes a run | recipe | paper | best public (PyTorch) |",
              "| --- | --- | --- | --- | --- | --- | --- |"]
+    every_record, total = [], 0.0
     for n in LABELS:
         for model in MODELS:
             name = "M1+M2" if model == "m1m2" else "M2"
@@ -118,14 +127,18 @@ def markdown(planned):
                     continue
                 records = [read_json(c["stem"] + ".json") for c in done]
                 mean, std, runs, minutes = summarise(records)
+                every_record += records
+                total += sum(minutes)
                 unfinished = sum(not finished(c) for c in done)
                 worst_error, worst_seed = max((r["test_error"], c["seed"]) for r, c in zip(records, done))
                 here = (f"{mean:.2f}{f' ± {std:.2f}' if runs > 1 else ''} ({runs} of {len(group)} seeds"
                         f"{f', {unfinished} unfinished' if unfinished else ''}"
                         f"{f'; worst {100 * worst_error:.2f}, seed {worst_seed}' if runs > 1 else ''})")
-                rows.append([here, f"{minutes:.0f}", recipe])
+                rows.append([here, f"{np.mean(minutes):.0f}", recipe])
             for row in rows or [["not yet run", "", ""]]:
                 lines.append(f"| {n} | {name} | " + " | ".join(row) + f" | {PAPER[(model, n)]} | {PYTORCH.get((model, n), '')} |")
+    lines.append(f"\n{len(every_record)} runs, {total:.0f} minutes ({total / 60:.1f} hours) of one core in all. "
+                 f"{cpus(every_record)}")
     return "\n".join(lines)
 
 

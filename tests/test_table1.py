@@ -13,9 +13,9 @@ from conftest import ROOT
 from files import metrics_path
 
 
-def fake_cell(folder, model, n, seed, test_error, done=True, minutes=30.0, run_minutes=None):
+def fake_cell(folder, model, n, seed, test_error, done=True, minutes=30.0, run_minutes=None, cpu=None):
     stem = os.path.join(folder, f"{model}_labels{n}_seed{seed}{recipes.suffix(model, 'fast')}")
-    record = {"test_error": test_error, "train_minutes": minutes, "recipe": "fast"}
+    record = {"test_error": test_error, "train_minutes": minutes, "recipe": "fast", **({"cpu": cpu} if cpu else {})}
     if done:
         record.update(epochs_run=300, run_minutes=run_minutes or minutes)
     with open(stem + ".json", "w") as f:
@@ -47,11 +47,14 @@ def test_finished_cells_are_skipped_and_unfinished_ones_counted(tmp_path, capsys
 
 def test_the_report_gives_mean_std_and_count_beside_the_papers_figure(tmp_path):
     fake_cell(tmp_path, "m1m2", 600, 0, 0.0250, minutes=20)
-    fake_cell(tmp_path, "m1m2", 600, 1, 0.0270, minutes=40, run_minutes=60)  # a whole run counts where known
+    fake_cell(tmp_path, "m1m2", 600, 1, 0.0270, minutes=40, run_minutes=60, cpu="AMD EPYC, 2 cores; avx2 fma")
+    fake_cell(tmp_path, "m2", 3000, 1, 0.0300, minutes=10, cpu="AMD EPYC, 2 cores; avx2 fma")
     text = table1.markdown(table1.cells(table1.MODELS, table1.LABELS, [0, 1, 2], "fast", weights=str(tmp_path)))
     row = next(line for line in text.splitlines() if line.startswith("| 600 | M1+M2"))
     assert row == "| 600 | M1+M2 | 2.60 ± 0.14 (2 of 3 seeds; worst 2.70, seed 1) | 40 | fast | 2.59 ± 0.05 | 2.35 |"
-    assert "| 3000 | M2 | not yet run |" in text
+    assert "| 1000 | M2 | not yet run |" in text
+    assert text.endswith("\n3 runs, 90 minutes (1.5 hours) of one core in all. "
+                         "AMD EPYC, 2 cores; avx2 fma: 2 runs. CPU not recorded: 1 run.")
     readme = tmp_path / "README.md"
     readme.write_text(f"before\n{table1.BEGIN}\nold\n{table1.END}\nafter\n")
     table1.write_between_markers(text, str(readme))
