@@ -9,6 +9,8 @@ minibatch of 200, a moving average of the weights and a N(0, 0.3^2) weight prior
 over-fitting that ended every M1 run with the authors' settings. For M2 alone a warm-up first:
 full-batch steps on the labelled part of the objective, which teaches the decoder the digit before
 the unlabelled images weigh in (from the paper's start the decoder ignores y and q(y|x) stays uniform).
+For ADGM and SDGM one draw of (a, z) per image instead of the authors' ten, and their 3e-4 raised to
+1e-3 and annealed over the last 100 of 200 epochs.
 authors: their constant rate for their 3000 epochs (for M1 also their minibatch of 1000 and N(0, 1) prior;
 for ADGM and SDGM the settings of the ADGM authors' code).
 """

@@ -1,6 +1,6 @@
 """Reads runs' metrics and draws the experiment figures from them, without TensorFlow.
 
-    python report.py                          # docs/m1m2_recipes.png, docs/m2_alone.png, the recipes' table
+    python report.py                          # docs/m1m2_recipes.png, docs/m2_alone.png, docs/adgm.png, the recipes' table
     python report.py --convert train.log ...  # <stem>.metrics.jsonl beside each log of the older format
 
 A run writes one JSON row per evaluation to `metrics.jsonl` in its folder, copied beside its weights as
@@ -180,6 +180,31 @@ def m2_alone_figure(spec, path):
     save_figure(fig, path)
 
 
+def adgm_figure(spec, path):
+    """ADGM and SDGM, N=100: test error against the work done (passes over 50,000 images with one draw
+    of the latent variables each: a run's `work_per_epoch` in the manifest) beside the authors' log,
+    and against minutes of the 2-core machine."""
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4), sharey=True)
+    for run in spec["runs"]:
+        rows = [r for r in read_metrics(os.path.join(HERE, run["metrics"])) if r["epoch"] > 0]
+        error = [100 * r["test_error"] for r in rows]
+        axes[0].plot([r["epoch"] * run["work_per_epoch"] for r in rows], error, marker=".", label=run["label"])
+        axes[1].plot([r["minutes"] for r in rows], error, marker=".", label=run["label"])
+    reference = spec["reference"]
+    axes[0].plot([int(e) * reference["work_per_epoch"] for e in reference["test_error"]],
+                 list(reference["test_error"].values()), "k--", marker="x", label=reference["label"])
+    for ax, xlabel in zip(axes, ("work: passes over 50,000 images, one draw each", "minutes of the 2-core machine")):
+        ax.axhline(spec["paper"], color="grey", linestyle=":", label=f"paper: {spec['paper']}%")
+        log_axes(ax, xlabel)
+        ax.set_yscale("log")
+        ax.legend(fontsize=7)
+    axes[0].set_ylabel("test error (%)")
+    axes[0].yaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
+    axes[0].set_yticks([1, 2, 3, 5, 10, 20, 50], ["1", "2", "3", "5", "10", "20", "50"])
+    fig.suptitle(spec["title"])
+    save_figure(fig, path)
+
+
 def main(argv=None):
     p = ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--out", default=os.path.join(HERE, "docs"), help="folder for the figures (default docs/)")
@@ -192,6 +217,8 @@ def main(argv=None):
     manifest = read_json(MANIFEST)
     recipes_figure(manifest["m1m2_recipes"], os.path.join(args.out, "m1m2_recipes.png"))
     m2_alone_figure(manifest["m2_alone"], os.path.join(args.out, "m2_alone.png"))
+    if manifest["adgm"]["runs"]:
+        adgm_figure(manifest["adgm"], os.path.join(args.out, "adgm.png"))
     print(recipes_table(manifest["m1m2_recipes"]))
 
 

@@ -84,6 +84,18 @@ def test_the_figures_draw_every_run_of_the_manifest(tmp_path, capsys):
     assert "| fast, on the default M1 (-87.88 nats): mean ± std of the chosen |" in capsys.readouterr().out
 
 
+def test_the_adgm_figure_puts_runs_and_the_authors_log_on_one_axis_of_work(tmp_path, monkeypatch):
+    rows = tmp_path / "adgm.metrics.jsonl"
+    rows.write_text('{"epoch": 10, "minutes": 30.0, "test_error": 0.05}\n{"epoch": 20, "minutes": 60.0, "test_error": 0.03}\n')
+    spec = {**read_json(report.MANIFEST)["adgm"], "runs": [{"label": "ours", "metrics": str(rows), "work_per_epoch": 2}]}
+    drawn = []
+    monkeypatch.setattr(report.plt.Axes, "plot", lambda ax, x, y, *args, **kw: drawn.append((list(x), list(y))))
+    report.adgm_figure(spec, str(tmp_path / "adgm.png"))
+    assert drawn[:2] == [([20, 40], [5.0, 3.0]), ([30.0, 60.0], [5.0, 3.0])]
+    assert drawn[2][0][:2] == [240, 1440] and drawn[2][1][-1] == 1.61  # the authors' epochs 10 and 60, at 24 passes each
+    assert (tmp_path / "adgm.png").read_bytes()[:4] == b"\x89PNG"
+
+
 def test_the_report_and_table1_import_no_tensorflow_and_data_imports_no_models():
     code = ("import sys, report, table1, data.mnist, data.batches; "
             "print(sorted({m.split('.')[0] for m in sys.modules} & {'tensorflow', 'keras', 'models'}))")
