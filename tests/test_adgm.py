@@ -6,6 +6,8 @@ import pytest
 import tensorflow as tf
 import tensorflow_probability as tfp
 
+import train_M2
+from cli import UserError
 from data.batches import minibatches
 from models import adgm, m2
 from models.adgm import AuxiliaryDGM
@@ -126,3 +128,17 @@ def test_minibatches_with_labelled_per_batch_take_the_labelled_images_in_turn():
     assert sorted(order[:30]) == list(range(30)) and np.array_equal(order[30:60], order[:30])
     every, _ = minibatches(np.arange(100), np.arange(100, 600), 5, seed=0, labelled_per_batch=100)
     assert all(sorted(row) == list(range(100)) for row in every)
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["-train", "--samples", "5"], "--samples is for --model adgm or sdgm"),
+    (["--model", "sdgm", "--samples", "5"], "--samples is a training setting: add -train"),
+    (["--model", "adgm", "--recipe", "styles"], "--recipe styles: adgm has the recipes fast, authors"),
+    (["--model", "adgm", "--m1-weights", "weights/M1/m1.npz"], "--m1-weights is for --model m1m2: adgm reads pixels"),
+    (["--model", "adgm", "--weights", "absent.npz"], "no weights; run `python train_M2.py -train --model adgm"),
+])
+def test_adgm_flags_are_refused_with_one_message(argv, message):
+    """The same error path as every flag (tests/test_cli.py runs it as a process: one line, exit 2)."""
+    with pytest.raises(UserError) as error:
+        train_M2.main(argv)
+    assert message in str(error.value)
