@@ -25,8 +25,9 @@ M2_MODEL = {"hidden": [500], "z_dim": 50, "alpha": 0.1, "batches": 200, "warmup_
             "rng": "threefry"}
 AUTHORS_M2 = {**M2_MODEL, "epochs": 3000, "lr": 3e-4, "lr_decay_epochs": 0, "warmup_steps": 0, "ema": 0.0}
 # The ADGM authors' code: MLPs of 500-500 rectifiers, a and z of 100, 100 labelled images in every
-# minibatch beside 100 unlabelled ones (499 minibatches: the 49,900 unlabelled images at N=100), 10 draws of (a, z) per image, Adam 3e-4 times 0.75 every
-# 200 epochs, gradients clipped. alpha 1 is their beta = 0.01 N_total at N=100 (label_weight).
+# minibatch beside 100 unlabelled ones (499 minibatches: the 49,900 unlabelled images at N=100), 10
+# draws of (a, z) per image, Adam 3e-4 times 0.75 every 200 epochs, gradients clipped. alpha 1 is
+# their beta = 0.01 N_total at N=100 (label_weight).
 AUXILIARY = {"hidden": [500, 500], "a_dim": 100, "z_dim": 100, "activation": "relu", "alpha": 1.0,
              "batches": 499, "labelled_per_batch": 100, "warmup_steps": 0, "warmup_lr": 1e-3, "ema": 0.0,
              "clip_norm": 5.0, "eval_every": 10, "rng": "threefry"}
