@@ -281,7 +281,9 @@ def test_pixel_m2_recipes_warm_up_only_in_the_fast_one():
     assert (fast["warmup_steps"], fast["lr"], fast["epochs"], fast["hidden"]) == (2000, 3e-3, 120, [500])
     assert (authors["warmup_steps"], authors["lr"], authors["epochs"]) == (0, 3e-4, 3000)
     assert (stacked["warmup_steps"], stacked["hidden"], stacked["batches"]) == (0, [300], 100)
-    assert train_M2.parse_args(["--labels", "600"]).config["hidden"] == [500]
+    past_100 = train_M2.parse_args(["--labels", "600"]).config
+    assert (past_100["hidden"], past_100["batches"]) == ([300], 200)
+    assert train_M2.parse_args(["--labels", "600", "--recipe", "authors"]).config["hidden"] == [500]
     analogy = train_M2.parse_args(["--model", "m2", "--labels", "all", "--recipe", "authors"]).config
     assert (analogy["hidden"], analogy["warmup_steps"], analogy["labels"]) == ([500, 500], 0, 50000)
 
