@@ -8,6 +8,7 @@ Each cell is one ordinary `train_M2.py -train` command with its own run folder a
 script only plans, launches and collects (a finished cell is skipped, an unfinished one resumes).
 It reads records and metrics files, never logs, and imports no TensorFlow.
 """
+import collections
 import os
 import shutil
 import subprocess
@@ -104,8 +105,8 @@ def summarise(records):
 def cpus(records):
     """How many of the records each CPU made, as the records name it ('not recorded' for runs made
     before records named it): 'CPU: n runs.' sentences."""
-    named = [r.get("cpu", "CPU not recorded") for r in records]
-    return " ".join(f"{cpu}: {named.count(cpu)} run{'s' if named.count(cpu) > 1 else ''}." for cpu in sorted(set(named)))
+    counts = collections.Counter(r.get("cpu", "CPU not recorded") for r in records)
+    return " ".join(f"{cpu}: {n} run{'s' if n > 1 else ''}." for cpu, n in sorted(counts.items()))
 
 
 def markdown(planned):
