@@ -29,7 +29,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 N_PRUNE = 1000  # unlabelled training images on which M1's active units are found, as the authors
 N_GENERATIVE_EVAL = 1000  # validation images for the generative classification (ten passes each)
 MODULES = {"m1m2": m2, "m2": m2, "adgm": adgm, "sdgm": adgm}
-AUXILIARY = ("adgm", "sdgm")
+FOLDERS = {m2: "M2", adgm: "ADGM"}  # where each module's weights are shipped
 
 
 def parse_args(argv=None):
@@ -58,7 +58,7 @@ def parse_args(argv=None):
     check_training_flags(args, TRAINING_ONLY + ("alpha", "batches", "warmup_steps", "samples"))
     if args.m1_weights and args.model_name != "m1m2":
         raise UserError(f"--m1-weights is for --model m1m2: {args.model_name} reads pixels")
-    if args.samples and args.model_name not in AUXILIARY:
+    if args.samples and MODULES[args.model_name] is not adgm:
         raise UserError("--samples is for --model adgm or sdgm: M2 draws one z per image")
     args.m1_weights = args.m1_weights or m1.DEFAULT_WEIGHTS
     n_train = args.subset or mnist.N_TRAIN
@@ -69,7 +69,7 @@ def parse_args(argv=None):
     args.config = {**recipes.resolve(args.model_name, args, labels, n_train), "seed": args.seed,
                    "subset": args.subset}
     name = f"{args.model_name}_labels{labels}_seed{args.seed}" + recipes.suffix(args.model_name, args.config["recipe"])
-    folder = "ADGM" if args.model_name in AUXILIARY else "M2"
+    folder = FOLDERS[MODULES[args.model_name]]
     args.weights = args.weights or os.path.join(args.out or os.path.join(HERE, "weights", folder), name + ".npz")
     args.out = args.out or os.path.join(HERE, "temp", folder, name)
     return args
@@ -78,22 +78,6 @@ def parse_args(argv=None):
 def source(model_name):
     """What the model reads: 'm1m2' (M1's features) or 'm2' (pixels)."""
     return "m1m2" if model_name == "m1m2" else "m2"
-
-
-def build_model(model_name, config, x_dim):
-    """The untrained model of the run's settings."""
-    if model_name in AUXILIARY:
-        return adgm.AuxiliaryDGM(x_dim, config["hidden"], config["a_dim"], config["z_dim"], kind=model_name,
-                                 activation=config["activation"])
-    return m2.M2(x_dim, config["hidden"], config["z_dim"], likelihood="gaussian" if model_name == "m1m2" else "bernoulli")
-
-
-def make_train_step(model_name, config, model, optimizer, features, y_train, rng):
-    """One step of Adam on the model's objective, as its module writes it."""
-    if model_name in AUXILIARY:
-        return adgm.make_train_step(model, optimizer, features, y_train, rng, config["alpha"], config["labels"],
-                                    config["samples"], config["clip_norm"])
-    return m2.make_train_step(model, optimizer, features, y_train, rng, config["alpha"], config["labels"])
 
 
 def evaluate(args):
@@ -125,7 +109,7 @@ def train(args):
         features = load_features(source(args.model_name), splits, args.m1_weights, prune=prune)
         keras.utils.set_random_seed(args.seed)
         model_module = MODULES[args.model_name]
-        model = build_model(args.model_name, config, features.dim)
+        model = model_module.build(args.model_name, config, features.dim)
         optimizer = keras.optimizers.Adam(config["lr"])
         optimizer.build(model.trainable_variables)
         rng = training.make_rng(args.seed, config["rng"])
@@ -147,7 +131,7 @@ def train(args):
                 f"{batches[0].shape[1]} + {batches[1].shape[1]}; beta = {beta:g}; weights chosen on {selected_on}")
         run.log(f"entropy: mean H(q(y|x)) on the validation images, nats ({math.log(10):.3f} is a uniform q); "
                 f"gen err: validation error of argmax_y L(x, y) on the first {N_GENERATIVE_EVAL}")
-        step = make_train_step(args.model_name, config, model, optimizer, features, y_train, rng)
+        step = model_module.train_step(config, model, optimizer, features, y_train, rng)
 
         def evaluate_epoch(epoch):
             v_err = model_module.error_rate(model, features.eval["valid"], splits["valid"][1])
@@ -174,7 +158,7 @@ def train(args):
                              lambda epoch: batches, evaluate_epoch, describe,
                              lambda path: save_weights(path, model, model.get_config(), extra), average=average)
         if config["warmup_steps"]:
-            warm_step = make_train_step(args.model_name, config, model, warm_optimizer, features, y_train, rng)
+            warm_step = model_module.train_step(config, model, warm_optimizer, features, y_train, rng)
             task.warm_up = training.Phase(
                 f"warm-up: {config['warmup_steps']} full-batch steps on the labelled part",
                 training.compile_steps(warm_step, model.trainable_variables),

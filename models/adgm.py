@@ -210,6 +210,18 @@ def make_train_step(model, optimizer, inputs, labels, rng, alpha, n_labelled, sa
     return step
 
 
+def build(kind, config, x_dim):
+    """The untrained ADGM or SDGM (kind 'adgm' or 'sdgm') of a run's settings."""
+    return AuxiliaryDGM(x_dim, config["hidden"], config["a_dim"], config["z_dim"], kind=kind,
+                        activation=config["activation"])
+
+
+def train_step(config, model, optimizer, inputs, labels, rng):
+    """make_train_step with a run's settings."""
+    return make_train_step(model, optimizer, inputs, labels, rng, config["alpha"], config["labels"],
+                           config["samples"], config["clip_norm"])
+
+
 def _eval_noise(model, n, eval_seed, classes=None):
     """Fixed standard normal draws for evaluation: eps_a [1, n, a_dim], eps_z [(K,) 1, n, z_dim]."""
     rng = np.random.default_rng(eval_seed)

@@ -193,6 +193,17 @@ def make_train_step(model, optimizer, inputs, labels, rng, alpha, n_labelled):
     return step
 
 
+def build(kind, config, x_dim):
+    """The untrained M2 of a run's settings: on M1's features (kind 'm1m2', a Gaussian p(x|y, z)) or on
+    pixels (kind 'm2', a Bernoulli)."""
+    return M2(x_dim, config["hidden"], config["z_dim"], likelihood="gaussian" if kind == "m1m2" else "bernoulli")
+
+
+def train_step(config, model, optimizer, inputs, labels, rng):
+    """make_train_step with a run's settings."""
+    return make_train_step(model, optimizer, inputs, labels, rng, config["alpha"], config["labels"])
+
+
 def classifier_logits(model, x):
     """q(y|x)'s logits [n, K] for many images, 5000 at a time."""
     return in_chunks(lambda s: model.classify(x[s]), len(x))
