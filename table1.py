@@ -1,4 +1,5 @@
-"""The paper's Table 1 (test error of M2 alone and M1+M2 for N = 100, 600, 1000, 3000 labels).
+"""The paper's Table 1 (test error of M2 alone and M1+M2 for N = 100, 600, 1000, 3000 labels), and
+beside it at N=100 the auxiliary models ADGM and SDGM of Maaløe et al. (2016).
 
     python table1.py --report                 # the table into README.md and docs/table1.png, from the records
     python table1.py --jobs 2                 # trains the missing cells, two at a time, then reports
@@ -25,41 +26,47 @@ from figures import plt, save_figure
 from files import atomic_write, metrics_path, read_json
 
 ROOT = os.path.dirname(os.path.abspath(__file__))
-WEIGHTS_M2 = os.path.join(ROOT, "weights", "M2")
+WEIGHTS = os.path.join(ROOT, "weights")
 README = os.path.join(ROOT, "README.md")
 SWEEP_OUTPUT = os.path.join(ROOT, "temp", "table1")  # each cell's console output
 LABELS = (100, 600, 1000, 3000)
-MODELS = ("m1m2", "m2")
+MODELS = ("m1m2", "m2")  # the paper's Table 1
+AUXILIARY = ("adgm", "sdgm")  # at N=100 only, as their paper
+NAMES = {"m1m2": "M1+M2", "m2": "M2", "adgm": "ADGM", "sdgm": "SDGM"}
+FOLDERS = {"m1m2": "M2", "m2": "M2", "adgm": "ADGM", "sdgm": "ADGM"}
 # Labelled splits (seeds) a cell is run on: five at N=100, where the split moves the error most.
 SEEDS = {100: (0, 1, 2, 3, 4), 600: (0, 1, 2), 1000: (0, 1, 2), 3000: (0, 1, 2)}
-# The paper's Table 1 and the best public version (PyTorch, one seed), for comparison only.
+AUXILIARY_SEEDS = (0, 1, 2)
+# The paper's Table 1 (for ADGM and SDGM their own paper's) and the best public version (PyTorch, one
+# seed), for comparison only. A model is run at the N it has a paper figure for.
 PAPER = {("m2", 100): "11.97 ± 1.71", ("m2", 600): "4.94 ± 0.13", ("m2", 1000): "3.60 ± 0.56",
          ("m2", 3000): "3.92 ± 0.63", ("m1m2", 100): "3.33 ± 0.14", ("m1m2", 600): "2.59 ± 0.05",
-         ("m1m2", 1000): "2.40 ± 0.02", ("m1m2", 3000): "2.18 ± 0.04"}
+         ("m1m2", 1000): "2.40 ± 0.02", ("m1m2", 3000): "2.18 ± 0.04", ("adgm", 100): "0.96 ± 0.02",
+         ("sdgm", 100): "1.32 ± 0.07"}
 PYTORCH = {("m2", 100): "7.15", ("m1m2", 100): "2.80", ("m1m2", 600): "2.35", ("m1m2", 1000): "2.45",
            ("m1m2", 3000): "2.44"}
 BEGIN, END = "<!-- table1 -->", "<!-- /table1 -->"
 
 
-def cells(models, labels, seeds, recipe, weights=WEIGHTS_M2):
+def cells(models, labels, seeds, recipe, weights=WEIGHTS):
     """Table 1's cells, in order: (model, N, seed), each with the ordinary `train_M2.py -train`
     command that trains it (one thread) and the stem of its weights, JSON, log and metrics; seeds
-    None: each N's own (SEEDS)."""
+    None: each N's own (SEEDS; AUXILIARY_SEEDS for ADGM and SDGM). weights: the folder of weights/."""
     planned = []
     for model in models:
-        for n in labels:
-            for seed in seeds or SEEDS[n]:
+        for n in [n for n in labels if (model, n) in PAPER]:
+            for seed in seeds or (AUXILIARY_SEEDS if model in AUXILIARY else SEEDS[n]):
                 command = (f"python train_M2.py -train --model {model} --labels {n} --seed {seed} "
                            f"--recipe {recipe} --threads 1")
-                stem = os.path.join(weights, f"{model}_labels{n}_seed{seed}{recipes.suffix(model, recipe)}")
+                stem = os.path.join(weights, FOLDERS[model], f"{model}_labels{n}_seed{seed}{recipes.suffix(model, recipe)}")
                 planned.append({"model": model, "labels": n, "seed": seed, "recipe": recipe, "command": command,
                                 "stem": stem})
     return planned
 
 
-def every_cell(seeds=None, weights=WEIGHTS_M2):
-    """The cells of both models, every N and both recipes."""
-    return [c for recipe in ("fast", "authors") for c in cells(MODELS, LABELS, seeds, recipe, weights)]
+def every_cell(seeds=None, weights=WEIGHTS):
+    """The cells of every model, every N and both recipes."""
+    return [c for recipe in ("fast", "authors") for c in cells(MODELS + AUXILIARY, LABELS, seeds, recipe, weights)]
 
 
 def finished(cell):
@@ -112,14 +119,14 @@ def cpus(records):
 def markdown(planned):
     """Markdown Table 1 from the JSON records of the cells that have one: a row per N, model and
     recipe that has results (mean ± std over seeds, and the worst seed), a 'not yet run' row for an
-    N and model with none; then the minutes of one core of all the runs, and the CPUs (one core of
-    each, the other core training too or not)."""
+    N and model with none; then the minutes of one core of all the runs of the paper's models, and
+    the CPUs (one core of each, the other core training too or not)."""
     lines = ["| N | model | here: test error % (seeds) | minutes a run | recipe | paper | best public (PyTorch) |",
              "| --- | --- | --- | --- | --- | --- | --- |"]
     every_record, total = [], 0.0
+    models = [m for m in MODELS + AUXILIARY if any(c["model"] == m for c in planned)]
     for n in LABELS:
-        for model in MODELS:
-            name = "M1+M2" if model == "m1m2" else "M2"
+        for model in [m for m in models if (m, n) in PAPER]:
             rows = []
             for recipe in sorted({c["recipe"] for c in planned}):
                 group = [c for c in planned if (c["model"], c["labels"], c["recipe"]) == (model, n, recipe)]
@@ -128,8 +135,9 @@ def markdown(planned):
                     continue
                 records = [read_json(c["stem"] + ".json") for c in done]
                 mean, std, runs, minutes = summarise(records)
-                every_record += records
-                total += sum(minutes)
+                if model in MODELS:
+                    every_record += records
+                    total += sum(minutes)
                 unfinished = sum(not finished(c) for c in done)
                 worst_error, worst_seed = max((r["test_error"], c["seed"]) for r, c in zip(records, done))
                 here = (f"{mean:.2f}{f' ± {std:.2f}' if runs > 1 else ''} ({runs} of {len(group)} seeds"
@@ -137,8 +145,12 @@ def markdown(planned):
                         f"{f'; worst {100 * worst_error:.2f}, seed {worst_seed}' if runs > 1 else ''})")
                 rows.append([here, f"{np.mean(minutes):.0f}", recipe])
             for row in rows or [["not yet run", "", ""]]:
-                lines.append(f"| {n} | {name} | " + " | ".join(row) + f" | {PAPER[(model, n)]} | {PYTORCH.get((model, n), '')} |")
-    lines.append(f"\n{len(every_record)} runs, {total:.0f} minutes ({total / 60:.1f} hours) of one core in all. "
+                lines.append(f"| {n} | {NAMES[model]} | " + " | ".join(row) + f" | {PAPER[(model, n)]} | {PYTORCH.get((model, n), '')} |")
+    if any(m in AUXILIARY for m in models):
+        lines.append("\nADGM and SDGM: the auxiliary models of Maaløe et al. (2016), whose paper gives N=100 only "
+                     "(its figures in the paper column); a run's minutes are its own on one or two threads, "
+                     "outside the total below.")
+    lines.append(f"\n{len(every_record)} run{'s' if len(every_record) != 1 else ''}, {total:.0f} minutes ({total / 60:.1f} hours) of one core in all. "
                  f"{cpus(every_record)}")
     return "\n".join(lines)
 
@@ -157,7 +169,9 @@ def figure(planned, path):
     """Test error against epoch of every cell that has metrics, a panel per N, coloured by model and
     recipe, beside the paper's M1+M2."""
     colors = {("m1m2", "fast"): "tab:blue", ("m1m2", "authors"): "tab:orange",
-              ("m2", "fast"): "tab:green", ("m2", "authors"): "tab:red"}
+              ("m2", "fast"): "tab:green", ("m2", "authors"): "tab:red",
+              ("adgm", "fast"): "tab:purple", ("adgm", "authors"): "tab:pink",
+              ("sdgm", "fast"): "tab:brown", ("sdgm", "authors"): "tab:olive"}
     fig, axes = plt.subplots(1, len(LABELS), figsize=(4 * len(LABELS), 3.6), sharey=True)
     for ax, n in zip(axes, LABELS):
         named = set()
@@ -167,7 +181,7 @@ def figure(planned, path):
                 continue
             rows = [r for r in report.read_metrics(path_metrics) if r["epoch"] > 0]
             key = (cell["model"], cell["recipe"])
-            label = None if key in named else f"{'M1+M2' if key[0] == 'm1m2' else 'M2'}, {key[1]}"
+            label = None if key in named else f"{NAMES[key[0]]}, {key[1]}"
             named.add(key)
             ax.plot([r["epoch"] for r in rows], [100 * r["test_error"] for r in rows], color=colors[key],
                     alpha=0.8, label=label)
@@ -187,7 +201,8 @@ def figure(planned, path):
 
 def main(argv=None):
     p = ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--models", nargs="+", choices=MODELS, default=list(MODELS), help="models (default both)")
+    p.add_argument("--models", nargs="+", choices=MODELS + AUXILIARY, default=list(MODELS),
+                   help="models (default the paper's two; adgm and sdgm run at N=100 only)")
     p.add_argument("--labels", nargs="+", type=int, choices=LABELS, default=list(LABELS),
                    help="label counts N (default all four)")
     p.add_argument("--seeds", nargs="+", type=seed_value,

@@ -14,7 +14,8 @@ from files import metrics_path
 
 
 def fake_cell(folder, model, n, seed, test_error, done=True, minutes=30.0, run_minutes=None, cpu=None):
-    stem = os.path.join(folder, f"{model}_labels{n}_seed{seed}{recipes.suffix(model, 'fast')}")
+    os.makedirs(os.path.join(folder, table1.FOLDERS[model]), exist_ok=True)
+    stem = os.path.join(folder, table1.FOLDERS[model], f"{model}_labels{n}_seed{seed}{recipes.suffix(model, 'fast')}")
     record = {"test_error": test_error, "train_minutes": minutes, "recipe": "fast", **({"cpu": cpu} if cpu else {})}
     if done:
         record.update(epochs_run=300, run_minutes=run_minutes or minutes)
@@ -59,6 +60,24 @@ def test_the_report_gives_mean_std_and_count_beside_the_papers_figure(tmp_path):
     readme.write_text(f"before\n{table1.BEGIN}\nold\n{table1.END}\nafter\n")
     table1.write_between_markers(text, str(readme))
     assert readme.read_text() == f"before\n{table1.BEGIN}\n{text}\n{table1.END}\nafter\n"
+
+
+def test_adgm_and_sdgm_have_rows_at_n100_only_outside_the_one_core_total(tmp_path):
+    fake_cell(tmp_path, "adgm", 100, 0, 0.0150, minutes=170)
+    fake_cell(tmp_path, "m2", 100, 0, 0.0700, minutes=55)
+    planned = table1.cells(table1.MODELS + table1.AUXILIARY, table1.LABELS, None, "fast", weights=str(tmp_path))
+    assert {(c["model"], c["labels"]) for c in planned if c["model"] in table1.AUXILIARY} == {("adgm", 100), ("sdgm", 100)}
+    adgm = [c for c in planned if c["model"] == "adgm"]
+    assert [c["seed"] for c in adgm] == [0, 1, 2]
+    assert adgm[0]["stem"] == os.path.join(str(tmp_path), "ADGM", "adgm_labels100_seed0")
+    assert adgm[0]["command"] == "python train_M2.py -train --model adgm --labels 100 --seed 0 --recipe fast --threads 1"
+    text = table1.markdown(planned)
+    assert "| 100 | ADGM | 1.50 (1 of 3 seeds) | 170 | fast | 0.96 ± 0.02 |  |" in text
+    assert "| 100 | SDGM | not yet run |" in text
+    assert not re.search(r"\| (600|1000|3000) \| [AS]DGM", text)
+    assert "\n1 run, 55 minutes (0.9 hours) of one core in all." in text
+    assert "Maaløe et al. (2016)" in table1.markdown(planned)
+    assert "Maaløe" not in table1.markdown(table1.cells(table1.MODELS, [100], [0], "fast", weights=str(tmp_path)))
 
 
 def test_the_figure_draws_a_curve_per_run_that_has_metrics(tmp_path, monkeypatch):
