@@ -1,5 +1,5 @@
 """A trained M2 with what it reads of an image, for use from Python: class probabilities of MNIST
-images, analogies and class-conditional samples.
+images, analogies and class-conditional samples; and the class probabilities of a trained ADGM or SDGM.
 
     from models.trained import load_classifier
     classifier = load_classifier()                 # the shipped M1+M2, 100 labels, seed 0
@@ -10,7 +10,8 @@ import os
 import numpy as np
 import tensorflow as tf
 
-from models import m1, m2
+from files import read_weights
+from models import adgm, m1, m2
 from models.features import encode_kept
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -31,16 +32,8 @@ class TrainedM2:
         return encode_kept(self.m1, self.kept, x)[0]
 
     def probabilities(self, images):
-        """q(y|x) [n, 10] of MNIST-shaped images: [n, 28, 28] or [n, 784], uint8 bytes (0-255) or
-        grey values in [0, 1]. ValueError for any other shape or range."""
-        x = np.asarray(images)
-        if x.ndim not in (2, 3) or x.shape[1:] not in ((784,), (28, 28)):
-            raise ValueError(f"images must be [n, 28, 28] or [n, 784], got shape {x.shape}")
-        x = x.reshape(len(x), 784)
-        x = x.astype(np.float32) / 255.0 if x.dtype == np.uint8 else x.astype(np.float32)
-        if len(x) and not (np.all(np.isfinite(x)) and x.min() >= 0.0 and x.max() <= 1.0):
-            raise ValueError("grey values must lie in [0, 1] (or be uint8 bytes)")
-        return tf.nn.softmax(m2.classifier_logits(self.m2, self.features(x))).numpy()
+        """q(y|x) [n, 10] of MNIST-shaped images (see grey_images)."""
+        return tf.nn.softmax(m2.classifier_logits(self.m2, self.features(grey_images(images)))).numpy()
 
     def pixels(self, z, y):
         """Pixel probabilities [..., batch, 784] for z [..., batch, z_dim] and one-hot y."""
@@ -80,6 +73,30 @@ class TrainedM2:
         return self.pixels(tf.broadcast_to(z, [n_classes, n_samples, z_dim]), m2.every_class(n_classes)).numpy()
 
 
+class TrainedAuxiliary:
+    """A trained ADGM or SDGM as a classifier of pixels: q(y|a, x) averaged over fixed draws of a."""
+
+    def __init__(self, model):
+        self.model = model
+
+    def probabilities(self, images):
+        """q(y|x) [n, 10] of MNIST-shaped images (see grey_images)."""
+        return tf.nn.softmax(m2.classifier_logits(self.model, grey_images(images))).numpy()
+
+
+def grey_images(images):
+    """Grey values [n, 784] in [0, 1] of MNIST-shaped images: [n, 28, 28] or [n, 784], uint8 bytes
+    (0-255) or grey values in [0, 1]. ValueError for any other shape or range."""
+    x = np.asarray(images)
+    if x.ndim not in (2, 3) or x.shape[1:] not in ((784,), (28, 28)):
+        raise ValueError(f"images must be [n, 28, 28] or [n, 784], got shape {x.shape}")
+    x = x.reshape(len(x), 784)
+    x = x.astype(np.float32) / 255.0 if x.dtype == np.uint8 else x.astype(np.float32)
+    if len(x) and not (np.all(np.isfinite(x)) and x.min() >= 0.0 and x.max() <= 1.0):
+        raise ValueError("grey values must lie in [0, 1] (or be uint8 bytes)")
+    return x
+
+
 def load(path, m1_path=m1.DEFAULT_WEIGHTS, missing_hint=""):
     """The TrainedM2 of the M2 weights at path: an M2 on pixels as it is, a stacked M1+M2 through
     the M1 at m1_path or beside it (refused unless it is the M1 the M2 was trained on)."""
@@ -90,7 +107,11 @@ def load(path, m1_path=m1.DEFAULT_WEIGHTS, missing_hint=""):
 
 
 def load_classifier(path=DEFAULT_CLASSIFIER, m1_path=m1.DEFAULT_WEIGHTS):
-    """A shipped (or any trained) classifier: M1+M2 by default, or M2 alone given its weights, e.g.
-    weights/M2/m2_labels100_seed0.npz. Its `probabilities(images)` gives q(y|x) [n, 10].
-    Raises cli.UserError if the weights (or the M1 they name by hash) are missing or corrupt."""
-    return load(path, m1_path, "train it with `python train_M2.py -train` (see README)")
+    """A shipped (or any trained) classifier: M1+M2 by default, M2 alone given its weights (e.g.
+    weights/M2/m2_labels100_seed0.npz), or an ADGM or SDGM (weights/ADGM/). Its
+    `probabilities(images)` gives q(y|x) [n, 10]. Raises cli.UserError if the weights (or the M1
+    they name by hash) are missing or corrupt."""
+    hint = "train it with `python train_M2.py -train` (see README)"
+    if "a_dim" in read_weights(path, hint)[0]:  # only the auxiliary models have an a
+        return TrainedAuxiliary(adgm.load(path, hint)[0])
+    return load(path, m1_path, hint)

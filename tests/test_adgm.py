@@ -11,7 +11,9 @@ from cli import UserError
 from data.batches import minibatches
 from models import adgm, m2
 from models.adgm import AuxiliaryDGM
+from files import save_weights
 from models.features import Features
+from models.trained import load_classifier
 
 tfd = tfp.distributions
 KINDS = ["adgm", "sdgm"]
@@ -142,3 +144,14 @@ def test_adgm_flags_are_refused_with_one_message(argv, message):
     with pytest.raises(UserError) as error:
         train_M2.main(argv)
     assert message in str(error.value)
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_load_classifier_reads_a_saved_auxiliary_model_as_its_classify(kind, tmp_path):
+    keras.utils.set_random_seed(0)
+    model = AuxiliaryDGM(x_dim=784, hidden=(8,), a_dim=2, z_dim=3, kind=kind)
+    images = np.random.default_rng(3).integers(0, 256, (4, 784)).astype(np.uint8)
+    expected = tf.nn.softmax(model.classify((images / 255.0).astype(np.float32))).numpy()
+    path = str(tmp_path / f"{kind}.npz")
+    save_weights(path, model, model.get_config(), {})
+    np.testing.assert_allclose(load_classifier(path).probabilities(images), expected, atol=1e-5)
