@@ -284,6 +284,10 @@ def test_pixel_m2_recipes_warm_up_only_in_the_fast_one():
     past_100 = train_M2.parse_args(["--labels", "600"]).config
     assert (past_100["hidden"], past_100["batches"]) == ([300], 200)
     assert train_M2.parse_args(["--labels", "600", "--recipe", "authors"]).config["hidden"] == [500]
+    alphas = [train_M2.parse_args(flags).config["alpha"] for flags in (
+        ["--labels", "3000"], ["--labels", "3000", "--recipe", "authors"], ["--labels", "1000"],
+        ["-train", "--labels", "3000", "--alpha", "0.2"])]
+    assert alphas == [0.5, 0.1, 0.1, 0.2]  # the fast recipe's own at N=3000; the authors' and a flag win
     analogy = train_M2.parse_args(["--model", "m2", "--labels", "all", "--recipe", "authors"]).config
     assert (analogy["hidden"], analogy["warmup_steps"], analogy["labels"]) == ([500, 500], 0, 50000)
 
