@@ -17,6 +17,8 @@ for ADGM and SDGM the settings of the ADGM authors' code).
 from cli import UserError
 
 DEFAULT = {"m1": "fast", "m1m2": "fast", "m2": "fast", "adgm": "fast", "sdgm": "fast"}
+# The folder of weights/ (and temp/) that holds each model's runs.
+FOLDERS = {"m1m2": "M2", "m2": "M2", "adgm": "ADGM", "sdgm": "ADGM"}
 
 M1_MODEL = {"hidden": [500, 500], "z_dim": 50, "init": "code", "eval_every": 10,
             "rng": "philox"}  # the shipped M1 was trained with Philox

@@ -33,7 +33,6 @@ LABELS = (100, 600, 1000, 3000)
 MODELS = ("m1m2", "m2")  # the paper's Table 1
 AUXILIARY = ("adgm", "sdgm")  # at N=100 only, as their paper
 NAMES = {"m1m2": "M1+M2", "m2": "M2", "adgm": "ADGM", "sdgm": "SDGM"}
-FOLDERS = {"m1m2": "M2", "m2": "M2", "adgm": "ADGM", "sdgm": "ADGM"}
 # Labelled splits (seeds) a cell is run on: five at N=100, where the split moves the error most.
 SEEDS = {100: (0, 1, 2, 3, 4), 600: (0, 1, 2), 1000: (0, 1, 2), 3000: (0, 1, 2)}
 AUXILIARY_SEEDS = (0, 1, 2)
@@ -58,7 +57,7 @@ def cells(models, labels, seeds, recipe, weights=WEIGHTS):
             for seed in seeds or (AUXILIARY_SEEDS if model in AUXILIARY else SEEDS[n]):
                 command = (f"python train_M2.py -train --model {model} --labels {n} --seed {seed} "
                            f"--recipe {recipe} --threads 1")
-                stem = os.path.join(weights, FOLDERS[model], f"{model}_labels{n}_seed{seed}{recipes.suffix(model, recipe)}")
+                stem = os.path.join(weights, recipes.FOLDERS[model], f"{model}_labels{n}_seed{seed}{recipes.suffix(model, recipe)}")
                 planned.append({"model": model, "labels": n, "seed": seed, "recipe": recipe, "command": command,
                                 "stem": stem})
     return planned

@@ -29,7 +29,6 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 N_PRUNE = 1000  # unlabelled training images on which M1's active units are found, as the authors
 N_GENERATIVE_EVAL = 1000  # validation images for the generative classification (ten passes each)
 MODULES = {"m1m2": m2, "m2": m2, "adgm": adgm, "sdgm": adgm}
-FOLDERS = {m2: "M2", adgm: "ADGM"}  # where each module's weights are shipped
 
 
 def parse_args(argv=None):
@@ -69,7 +68,7 @@ def parse_args(argv=None):
     args.config = {**recipes.resolve(args.model_name, args, labels, n_train), "seed": args.seed,
                    "subset": args.subset}
     name = f"{args.model_name}_labels{labels}_seed{args.seed}" + recipes.suffix(args.model_name, args.config["recipe"])
-    folder = FOLDERS[MODULES[args.model_name]]
+    folder = recipes.FOLDERS[args.model_name]
     args.weights = args.weights or os.path.join(args.out or os.path.join(HERE, "weights", folder), name + ".npz")
     args.out = args.out or os.path.join(HERE, "temp", folder, name)
     return args

@@ -14,8 +14,8 @@ from files import metrics_path
 
 
 def fake_cell(folder, model, n, seed, test_error, done=True, minutes=30.0, run_minutes=None, cpu=None):
-    os.makedirs(os.path.join(folder, table1.FOLDERS[model]), exist_ok=True)
-    stem = os.path.join(folder, table1.FOLDERS[model], f"{model}_labels{n}_seed{seed}{recipes.suffix(model, 'fast')}")
+    os.makedirs(os.path.join(folder, recipes.FOLDERS[model]), exist_ok=True)
+    stem = os.path.join(folder, recipes.FOLDERS[model], f"{model}_labels{n}_seed{seed}{recipes.suffix(model, 'fast')}")
     record = {"test_error": test_error, "train_minutes": minutes, "recipe": "fast", **({"cpu": cpu} if cpu else {})}
     if done:
         record.update(epochs_run=300, run_minutes=run_minutes or minutes)
