@@ -288,6 +288,11 @@ def test_pixel_m2_recipes_warm_up_only_in_the_fast_one():
         ["--labels", "3000"], ["--labels", "3000", "--recipe", "authors"], ["--labels", "1000"],
         ["-train", "--labels", "3000", "--alpha", "0.2"])]
     assert alphas == [0.5, 0.1, 0.1, 0.2]  # the fast recipe's own at N=3000; the authors' and a flag win
+    schedules = [(c["epochs"], c["lr_decay_epochs"]) for c in (train_M2.parse_args(flags).config for flags in (
+        ["--model", "m2", "--labels", "1000"], ["--model", "m2", "--labels", "600"],
+        ["--model", "m2", "--labels", "1000", "--recipe", "authors"],
+        ["-train", "--model", "m2", "--labels", "1000", "--epochs", "20"]))]
+    assert schedules == [(180, 60), (120, 40), (3000, 0), (20, 20)]  # M2 alone's longer schedule at N=1000 only
     analogy = train_M2.parse_args(["--model", "m2", "--labels", "all", "--recipe", "authors"]).config
     assert (analogy["hidden"], analogy["warmup_steps"], analogy["labels"]) == ([500, 500], 0, 50000)
 
