@@ -51,14 +51,18 @@ class AuxiliaryDGM(keras.Model):
     """
 
     def __init__(self, x_dim, hidden=(500, 500), a_dim=100, z_dim=100, n_classes=10, kind="adgm",
-                 activation="relu", init="code", **kwargs):
+                 activation="relu", init="code", fixed_q_a=False, **kwargs):
         super().__init__(**kwargs)
         if kind not in ("adgm", "sdgm"):
             raise ValueError(f"kind must be 'adgm' or 'sdgm', got {kind!r}")
         self.x_dim, self.hidden, self.a_dim, self.z_dim = x_dim, tuple(hidden), a_dim, z_dim
         self.n_classes, self.kind, self.activation, self.init = n_classes, kind, activation, init
+        self.fixed_q_a = fixed_q_a
         act = keras.activations.get(activation)
         self.q_a = mlp(self.hidden, 2 * a_dim, init, "q_a", act)
+        # fixed_q_a keeps q(a|x) at its random initial weights, as the ADGM authors' first code does:
+        # a then stays a noisy random projection of x, which a trained q(a|x) can collapse to a constant.
+        self.q_a.trainable = not fixed_q_a
         self.q_y = JointMLP(self.hidden, n_classes, init, act, name="q_y")
         self.q_z = JointMLP(self.hidden, 2 * z_dim, init, act, name="q_z")
         self.p_x = JointMLP(self.hidden, x_dim, init, act, name="p_x")
@@ -74,7 +78,8 @@ class AuxiliaryDGM(keras.Model):
 
     def get_config(self):
         return {"x_dim": self.x_dim, "hidden": list(self.hidden), "a_dim": self.a_dim, "z_dim": self.z_dim,
-                "n_classes": self.n_classes, "kind": self.kind, "activation": self.activation, "init": self.init}
+                "n_classes": self.n_classes, "kind": self.kind, "activation": self.activation, "init": self.init,
+                "fixed_q_a": self.fixed_q_a}
 
     def encode_a(self, x):
         """q(a|x): mean and log-variance [batch, a_dim]."""
@@ -213,7 +218,7 @@ def make_train_step(model, optimizer, inputs, labels, rng, alpha, n_labelled, sa
 def build(kind, config, x_dim):
     """The untrained ADGM or SDGM (kind 'adgm' or 'sdgm') of a run's settings."""
     return AuxiliaryDGM(x_dim, config["hidden"], config["a_dim"], config["z_dim"], kind=kind,
-                        activation=config["activation"])
+                        activation=config["activation"], fixed_q_a=config.get("fixed_q_a", False))
 
 
 def train_step(config, model, optimizer, inputs, labels, rng):

@@ -123,6 +123,26 @@ def test_a_few_steps_raise_the_objective(kind):
     assert np.mean(losses[-10:]) < np.mean(losses[:10]) - 0.5, losses
 
 
+@pytest.mark.parametrize("kind", KINDS)
+def test_fixed_q_a_keeps_its_initial_weights_and_is_rebuilt_fixed(kind, tmp_path):
+    keras.utils.set_random_seed(0)
+    model = AuxiliaryDGM(x_dim=6, hidden=(8,), a_dim=2, z_dim=3, kind=kind, fixed_q_a=True)
+    before = [v.numpy() for v in model.weights]
+    x = pixels(20)
+    optimizer = keras.optimizers.Adam(1e-2)
+    step = adgm.make_train_step(model, optimizer, Features("m2", x, np.zeros((20, 0), np.float32)),
+                                np.arange(20) % 10, tf.random.Generator.from_seed(0), alpha=0.1, n_labelled=10)
+    for _ in range(3):
+        step(tf.range(10), tf.range(10, 20))
+    fixed = {id(v) for v in model.q_a.weights}
+    for v, old in zip(model.weights, before):
+        assert np.array_equal(v.numpy(), old) == (id(v) in fixed), v.path
+    path = str(tmp_path / "fixed.npz")
+    save_weights(path, model, model.get_config(), {})
+    again, _ = adgm.load(path, "")
+    assert not again.q_a.trainable and len(again.trainable_variables) == len(model.trainable_variables)
+
+
 def test_minibatches_with_labelled_per_batch_take_the_labelled_images_in_turn():
     lab, unl = minibatches(np.arange(30), np.arange(30, 130), 10, seed=0, labelled_per_batch=20)
     assert lab.shape == (10, 20) and unl.shape == (10, 10)
@@ -134,6 +154,8 @@ def test_minibatches_with_labelled_per_batch_take_the_labelled_images_in_turn():
 
 @pytest.mark.parametrize("argv, message", [
     (["-train", "--samples", "5"], "--samples is for --model adgm or sdgm"),
+    (["-train", "--model", "m2", "--fixed-q-a"], "--fixed-q-a is for --model adgm or sdgm"),
+    (["--model", "adgm", "--fixed-q-a"], "--fixed-q-a is a training setting: add -train"),
     (["--model", "sdgm", "--samples", "5"], "--samples is a training setting: add -train"),
     (["--model", "adgm", "--recipe", "styles"], "--recipe styles: adgm has the recipes fast, authors"),
     (["--model", "adgm", "--m1-weights", "weights/M1/m1.npz"], "--m1-weights is for --model m1m2: adgm reads pixels"),
