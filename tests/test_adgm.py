@@ -152,6 +152,13 @@ def test_minibatches_with_labelled_per_batch_take_the_labelled_images_in_turn():
     assert all(sorted(row) == list(range(100)) for row in every)
 
 
+def test_authors_recipe_weighs_the_labels_as_their_code():
+    """Their beta = 0.01 n, n = 60,000 images + 600 minibatches * 100 labelled copies = 1200; fast: 500."""
+    beta = {recipe: m2.label_weight(c["alpha"], 50000, c["labels"]) for recipe, c in (
+        (recipe, train_M2.parse_args(["--model", "adgm", "--recipe", recipe]).config) for recipe in ("authors", "fast"))}
+    assert beta == {"authors": 1200.0, "fast": 500.0}
+
+
 @pytest.mark.parametrize("argv, message", [
     (["-train", "--samples", "5"], "--samples is for --model adgm or sdgm"),
     (["-train", "--model", "m2", "--fixed-q-a"], "--fixed-q-a is for --model adgm or sdgm"),
