@@ -8,6 +8,7 @@ import tensorflow_probability as tfp
 
 import train_M2
 from cli import UserError
+from data import mnist
 from data.batches import minibatches
 from models import adgm, m2
 from models.adgm import AuxiliaryDGM
@@ -154,8 +155,10 @@ def test_minibatches_with_labelled_per_batch_take_the_labelled_images_in_turn():
 
 def test_authors_recipe_weighs_the_labels_as_their_code():
     """Their beta = 0.01 n, n = 60,000 images + 600 minibatches * 100 labelled copies = 1200; fast: 500."""
-    beta = {recipe: m2.label_weight(c["alpha"], 50000, c["labels"]) for recipe, c in (
-        (recipe, train_M2.parse_args(["--model", "adgm", "--recipe", recipe]).config) for recipe in ("authors", "fast"))}
+    beta = {}
+    for recipe in ("authors", "fast"):
+        config = train_M2.parse_args(["--model", "adgm", "--recipe", recipe]).config
+        beta[recipe] = m2.label_weight(config["alpha"], mnist.N_TRAIN, config["labels"])
     assert beta == {"authors": 1200.0, "fast": 500.0}
 
 
