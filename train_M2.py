@@ -54,16 +54,22 @@ def parse_args(argv=None):
     p.add_argument("--fixed-q-a", dest="fixed_q_a", action="store_const", const=True,
                    help="keep q(a|x) at its random initial weights, as the ADGM authors' first code (adgm and "
                         "sdgm; default: trained, as the paper)")
+    p.add_argument("--batchnorm", action="store_const", const=True,
+                   help="batch normalisation in every hidden layer, as the auxiliary models' authors' later code "
+                        "(adgm and sdgm; default: none, as their paper)")
     p.add_argument("--m1-weights", help="M1 weights file (m1m2 only; default weights/M1/m1.npz, or the file of "
                                         "the M1 that the M2 weights name, beside it)")
     args = p.parse_args(argv)
-    check_training_flags(args, TRAINING_ONLY + ("alpha", "batches", "warmup_steps", "samples", "fixed_q_a"))
+    check_training_flags(args, TRAINING_ONLY + ("alpha", "batches", "warmup_steps", "samples", "fixed_q_a",
+                                                  "batchnorm"))
     if args.m1_weights and args.model_name != "m1m2":
         raise UserError(f"--m1-weights is for --model m1m2: {args.model_name} reads pixels")
     if args.samples and MODULES[args.model_name] is not adgm:
         raise UserError("--samples is for --model adgm or sdgm: M2 draws one z per image")
     if args.fixed_q_a and MODULES[args.model_name] is not adgm:
         raise UserError("--fixed-q-a is for --model adgm or sdgm: M2 has no auxiliary variable")
+    if args.batchnorm and MODULES[args.model_name] is not adgm:
+        raise UserError("--batchnorm is for --model adgm or sdgm")
     args.m1_weights = args.m1_weights or m1.DEFAULT_WEIGHTS
     n_train = args.subset or mnist.N_TRAIN
     if args.labels != "all" and not args.labels.isdigit():

@@ -51,22 +51,22 @@ class AuxiliaryDGM(keras.Model):
     """
 
     def __init__(self, x_dim, hidden=(500, 500), a_dim=100, z_dim=100, n_classes=10, kind="adgm",
-                 activation="relu", init="code", fixed_q_a=False, **kwargs):
+                 activation="relu", init="code", fixed_q_a=False, batchnorm=False, **kwargs):
         super().__init__(**kwargs)
         if kind not in ("adgm", "sdgm"):
             raise ValueError(f"kind must be 'adgm' or 'sdgm', got {kind!r}")
         self.x_dim, self.hidden, self.a_dim, self.z_dim = x_dim, tuple(hidden), a_dim, z_dim
         self.n_classes, self.kind, self.activation, self.init = n_classes, kind, activation, init
-        self.fixed_q_a = fixed_q_a
+        self.fixed_q_a, self.batchnorm = fixed_q_a, batchnorm
         act = keras.activations.get(activation)
-        self.q_a = mlp(self.hidden, 2 * a_dim, init, "q_a", act)
+        self.q_a = mlp(self.hidden, 2 * a_dim, init, "q_a", act, batchnorm)
         # fixed_q_a keeps q(a|x) at its random initial weights, as the ADGM authors' first code does:
         # a then stays a noisy random projection of x, which a trained q(a|x) can collapse to a constant.
         self.q_a.trainable = not fixed_q_a
-        self.q_y = JointMLP(self.hidden, n_classes, init, act, name="q_y")
-        self.q_z = JointMLP(self.hidden, 2 * z_dim, init, act, name="q_z")
-        self.p_x = JointMLP(self.hidden, x_dim, init, act, name="p_x")
-        self.p_a = JointMLP(self.hidden, 2 * a_dim, init, act, name="p_a")
+        self.q_y = JointMLP(self.hidden, n_classes, init, act, batchnorm, name="q_y")
+        self.q_z = JointMLP(self.hidden, 2 * z_dim, init, act, batchnorm, name="q_z")
+        self.p_x = JointMLP(self.hidden, x_dim, init, act, batchnorm, name="p_x")
+        self.p_a = JointMLP(self.hidden, 2 * a_dim, init, act, batchnorm, name="p_a")
         # One pass through each network creates its variables.
         x0, y0 = tf.zeros([1, x_dim]), tf.one_hot([0], n_classes)
         a0, z0 = tf.zeros([1, a_dim]), tf.zeros([1, z_dim])
@@ -79,27 +79,29 @@ class AuxiliaryDGM(keras.Model):
     def get_config(self):
         return {"x_dim": self.x_dim, "hidden": list(self.hidden), "a_dim": self.a_dim, "z_dim": self.z_dim,
                 "n_classes": self.n_classes, "kind": self.kind, "activation": self.activation, "init": self.init,
-                "fixed_q_a": self.fixed_q_a}
+                "fixed_q_a": self.fixed_q_a, "batchnorm": self.batchnorm}
 
-    def encode_a(self, x):
+    # training: batch statistics in the batch-normalised layers, whose moving averages it updates; else
+    # those averages. Without batchnorm it changes nothing.
+    def encode_a(self, x, training=False):
         """q(a|x): mean and log-variance [batch, a_dim]."""
-        return tf.split(self.q_a(x), 2, axis=-1)
+        return tf.split(self.q_a(x, training=training), 2, axis=-1)
 
-    def classify_given(self, a, x):
+    def classify_given(self, a, x, training=False):
         """q(y|a, x): logits [..., batch, K]."""
-        return self.q_y([a, x])
+        return self.q_y([a, x], training=training)
 
-    def encode_z(self, a, x, y):
+    def encode_z(self, a, x, y, training=False):
         """q(z|a, y, x): mean and log-variance [..., batch, z_dim]."""
-        return tf.split(self.q_z([a, x, y]), 2, axis=-1)
+        return tf.split(self.q_z([a, x, y], training=training), 2, axis=-1)
 
-    def decode_x(self, a, z, y):
+    def decode_x(self, a, z, y, training=False):
         """p(x|y, z) (ADGM) or p(x|a, y, z) (SDGM): Bernoulli logits [..., batch, x_dim]."""
-        return self.p_x([z, y] if self.kind == "adgm" else [a, z, y])
+        return self.p_x([z, y] if self.kind == "adgm" else [a, z, y], training=training)
 
-    def decode_a(self, x, z, y):
+    def decode_a(self, x, z, y, training=False):
         """p(a|x, y, z) (ADGM) or p(a|y, z) (SDGM): mean and log-variance [..., batch, a_dim]."""
-        return tf.split(self.p_a([x, z, y] if self.kind == "adgm" else [z, y]), 2, axis=-1)
+        return tf.split(self.p_a([x, z, y] if self.kind == "adgm" else [z, y], training=training), 2, axis=-1)
 
     def classify(self, x):
         """log of q(y|a, x) averaged over EVAL_SAMPLES fixed draws of a ~ q(a|x): [batch, K]."""
@@ -117,13 +119,13 @@ def gaussian_entropy(logvar):
     return 0.5 * tf.reduce_sum(math.log(2 * math.pi * math.e) + logvar, axis=-1)
 
 
-def sample_a(model, x, eps_a):
+def sample_a(model, x, eps_a, training=False):
     """a = reparameterised draws of q(a|x) from eps_a [S, batch, a_dim], and H(q(a|x)) [batch]."""
-    mean, logvar = model.encode_a(x)
+    mean, logvar = model.encode_a(x, training)
     return reparameterize(mean, logvar, eps_a), gaussian_entropy(logvar)
 
 
-def bound_given_a(model, x, y, a, eps_z):
+def bound_given_a(model, x, y, a, eps_z, training=False):
     """L_a(x, y) = E_z[log p(x|.) + log p(a|.)] + log p(y) - KL(q(z|a, y, x) || p(z)), one draw of z.
 
     Args:
@@ -132,36 +134,36 @@ def bound_given_a(model, x, y, a, eps_z):
     Returns:
       L_a [..., S, batch], and its terms log p(x|.), log p(a|.) and KL of z, of the same shape.
     """
-    mean, logvar = model.encode_z(a, x, y)
+    mean, logvar = model.encode_z(a, x, y, training)
     z = reparameterize(mean, logvar, eps_z)
-    log_px = bernoulli_log_prob(x, model.decode_x(a, z, y))
-    a_mean, a_logvar = model.decode_a(x, z, y)
+    log_px = bernoulli_log_prob(x, model.decode_x(a, z, y, training))
+    a_mean, a_logvar = model.decode_a(x, z, y, training)
     log_pa = gaussian_log_prob(a, a_mean, a_logvar)
     kl_z = gaussian_kl_standard(mean, logvar)
     return log_px + log_pa - math.log(model.n_classes) - kl_z, log_px, log_pa, kl_z
 
 
-def labelled_bound(model, x, y, eps_a, eps_z):
+def labelled_bound(model, x, y, eps_a, eps_z, training=False):
     """L(x, y): bound_given_a averaged over the S draws of a, plus H(q(a|x)).
 
     Args: x [batch, x_dim], y one-hot [batch, K], eps_a [S, batch, a_dim], eps_z [S, batch, z_dim].
     Returns: L [batch], and the draws of a [S, batch, a_dim] (for the classifier's term).
     """
-    a, entropy_a = sample_a(model, x, eps_a)
-    bound, _, _, _ = bound_given_a(model, x, y, a, eps_z)
+    a, entropy_a = sample_a(model, x, eps_a, training)
+    bound, _, _, _ = bound_given_a(model, x, y, a, eps_z, training)
     return tf.reduce_mean(bound, axis=0) + entropy_a, a
 
 
-def unlabelled_bound(model, x, eps_a, eps_z):
+def unlabelled_bound(model, x, eps_a, eps_z, training=False):
     """U(x) = E_a[sum_y q(y|a, x) (L_a(x, y) - log q(y|a, x))] + H(q(a|x)), the sum exact.
 
     Args: x [batch, x_dim], eps_a [S, batch, a_dim], eps_z [K, S, batch, z_dim] (a draw per class).
     Returns: U [batch], and the expected log p(x|.), log p(a|.) and KL of z, each [batch].
     """
-    a, entropy_a = sample_a(model, x, eps_a)
-    log_qy = tf.nn.log_softmax(model.classify_given(a, x))  # [S, batch, K]
+    a, entropy_a = sample_a(model, x, eps_a, training)
+    log_qy = tf.nn.log_softmax(model.classify_given(a, x, training))  # [S, batch, K]
     qy = tf.exp(log_qy)
-    terms = bound_given_a(model, x, every_class(model.n_classes)[:, None], a, eps_z)  # each [K, S, batch]
+    terms = bound_given_a(model, x, every_class(model.n_classes)[:, None], a, eps_z, training)  # each [K, S, batch]
     qy_k = tf.transpose(qy, [2, 0, 1])  # [K, S, batch]
     expected = [tf.reduce_mean(tf.reduce_sum(qy_k * t, axis=0), axis=0) for t in terms]
     entropy_y = tf.reduce_mean(-tf.reduce_sum(qy * log_qy, axis=-1), axis=0)
@@ -170,18 +172,19 @@ def unlabelled_bound(model, x, eps_a, eps_z):
 
 def loss_fn(model, x_lab, y_lab, eps_lab, x_unl, eps_unl, alpha, n_labelled, n_total):
     """Minimised per step: -(J on the minibatch) / batch - log p(theta) / N_total, as M2's loss_fn,
-    with beta = label_weight(alpha, N_total, N_labelled) on E_a log q(y|a, x).
+    with beta = label_weight(alpha, N_total, N_labelled) on E_a log q(y|a, x). Batch-normalised layers
+    use each pass's own statistics: the labelled images', and the unlabelled images' with every class.
 
     eps_lab = (eps_a [S, n_lab, a_dim], eps_z [S, n_lab, z_dim]);
     eps_unl = (eps_a [S, n_unl, a_dim], eps_z [K, S, n_unl, z_dim]).
     Returns loss, and a dict of per-minibatch means of the terms for logging (the loss among them).
     """
     beta = label_weight(alpha, n_total, n_labelled)
-    bound_lab, a_lab = labelled_bound(model, x_lab, tf.one_hot(y_lab, model.n_classes), *eps_lab)
-    logits = model.classify_given(a_lab, x_lab)  # [S, n_lab, K]
+    bound_lab, a_lab = labelled_bound(model, x_lab, tf.one_hot(y_lab, model.n_classes), *eps_lab, training=True)
+    logits = model.classify_given(a_lab, x_lab, training=True)  # [S, n_lab, K]
     labels = tf.broadcast_to(y_lab, tf.shape(logits)[:-1])
     log_qy = tf.reduce_mean(-tf.nn.sparse_softmax_cross_entropy_with_logits(labels, logits), axis=0)
-    bound_unl, log_px_unl, log_pa_unl, kl_unl = unlabelled_bound(model, x_unl, *eps_unl)
+    bound_unl, log_px_unl, log_pa_unl, kl_unl = unlabelled_bound(model, x_unl, *eps_unl, training=True)
     n = tf.cast(tf.shape(x_lab)[0] + tf.shape(x_unl)[0], tf.float32)
     objective = tf.reduce_sum(bound_lab) + beta * tf.reduce_sum(log_qy) + tf.reduce_sum(bound_unl)
     loss = -objective / n - weight_prior(model) / n_total
@@ -218,7 +221,8 @@ def make_train_step(model, optimizer, inputs, labels, rng, alpha, n_labelled, sa
 def build(kind, config, x_dim):
     """The untrained ADGM or SDGM (kind 'adgm' or 'sdgm') of a run's settings."""
     return AuxiliaryDGM(x_dim, config["hidden"], config["a_dim"], config["z_dim"], kind=kind,
-                        activation=config["activation"], fixed_q_a=config.get("fixed_q_a", False))
+                        activation=config["activation"], fixed_q_a=config.get("fixed_q_a", False),
+                        batchnorm=config.get("batchnorm", False))
 
 
 def train_step(config, model, optimizer, inputs, labels, rng):

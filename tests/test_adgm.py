@@ -12,6 +12,7 @@ from data import mnist
 from data.batches import minibatches
 from models import adgm, m2
 from models.adgm import AuxiliaryDGM
+from models.blocks import BatchNorm
 from files import save_weights
 from models.features import Features
 from models.trained import load_classifier
@@ -109,9 +110,10 @@ def test_classify_averages_q_y_over_fixed_draws_of_a():
 
 
 @pytest.mark.parametrize("kind", KINDS)
-def test_a_few_steps_raise_the_objective(kind):
+@pytest.mark.parametrize("batchnorm", [False, True])
+def test_a_few_steps_raise_the_objective(kind, batchnorm):
     keras.utils.set_random_seed(0)
-    model = AuxiliaryDGM(x_dim=6, hidden=(16,), a_dim=2, z_dim=3, kind=kind)
+    model = AuxiliaryDGM(x_dim=6, hidden=(16,), a_dim=2, z_dim=3, kind=kind, batchnorm=batchnorm)
     x = np.random.default_rng(4).random((40, 6)).astype(np.float32)
     labels = np.arange(40) % 10
     inputs = Features("m2", x, np.zeros((40, 0), np.float32))
@@ -144,6 +146,27 @@ def test_fixed_q_a_keeps_its_initial_weights_and_is_rebuilt_fixed(kind, tmp_path
     assert not again.q_a.trainable and len(again.trainable_variables) == len(model.trainable_variables)
 
 
+@pytest.mark.parametrize("kind", KINDS)
+def test_batchnorm_trains_on_batch_statistics_and_evaluates_on_their_averages(kind, tmp_path):
+    """Training steps move every network's moving averages; evaluation reads them, so an image's
+    classification does not depend on the images beside it; the weights file keeps them."""
+    keras.utils.set_random_seed(0)
+    model = AuxiliaryDGM(x_dim=6, hidden=(8, 8), a_dim=2, z_dim=3, kind=kind, batchnorm=True)
+    norms = [layer for layer in model._flatten_layers() if isinstance(layer, BatchNorm)]
+    assert len(norms) == 10  # two hidden layers in each of the five networks
+    x = pixels(20)
+    step = adgm.make_train_step(model, keras.optimizers.Adam(1e-2), Features("m2", x, np.zeros((20, 0), np.float32)),
+                                np.arange(20) % 10, tf.random.Generator.from_seed(0), alpha=0.1, n_labelled=10)
+    step(tf.range(10), tf.range(10, 20))
+    assert all(not np.allclose(norm.moving_mean.numpy(), 0.0) for norm in norms)
+    others = np.concatenate([x[:3], pixels(17, seed=5)])
+    np.testing.assert_allclose(model.classify(x)[:3], model.classify(others)[:3], atol=1e-5)
+    path = str(tmp_path / "bn.npz")
+    save_weights(path, model, model.get_config(), {})
+    again, _ = adgm.load(path, "")
+    np.testing.assert_allclose(again.classify(x), model.classify(x), atol=1e-6)
+
+
 def test_minibatches_with_labelled_per_batch_take_the_labelled_images_in_turn():
     lab, unl = minibatches(np.arange(30), np.arange(30, 130), 10, seed=0, labelled_per_batch=20)
     assert lab.shape == (10, 20) and unl.shape == (10, 10)
@@ -166,6 +189,7 @@ def test_authors_recipe_weighs_the_labels_as_their_code():
     (["-train", "--samples", "5"], "--samples is for --model adgm or sdgm"),
     (["-train", "--model", "m2", "--fixed-q-a"], "--fixed-q-a is for --model adgm or sdgm"),
     (["--model", "adgm", "--fixed-q-a"], "--fixed-q-a is a training setting: add -train"),
+    (["-train", "--model", "m2", "--batchnorm"], "--batchnorm is for --model adgm or sdgm"),
     (["--model", "sdgm", "--samples", "5"], "--samples is a training setting: add -train"),
     (["--model", "adgm", "--recipe", "styles"], "--recipe styles: adgm has the recipes fast, authors"),
     (["--model", "adgm", "--m1-weights", "weights/M1/m1.npz"], "--m1-weights is for --model m1m2: adgm reads pixels"),
