@@ -125,6 +125,16 @@ class JointMLP(keras.layers.Layer):
         self.out = keras.layers.Dense(out_units, kernel_initializer=w_init, bias_initializer=b_init,
                                       name="out")
 
+    @property
+    def first(self):
+        """The JointDense layer."""
+        return self.hidden_layers[0]
+
+    @property
+    def rest(self):
+        """The Dense hidden layers after it."""
+        return [layer for layer in self.hidden_layers[1:] if isinstance(layer, keras.layers.Dense)]
+
     def call(self, inputs, training=False):
         h = inputs
         for layer in self.hidden_layers:
