@@ -29,6 +29,9 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 N_PRUNE = 1000  # unlabelled training images on which M1's active units are found, as the authors
 N_GENERATIVE_EVAL = 1000  # validation images for the generative classification (ten passes each)
 MODULES = {"m1m2": m2, "m2": m2, "adgm": adgm, "sdgm": adgm}
+# Flags of the auxiliary models only, and why M2 has no use for them.
+AUXILIARY_ONLY = {"samples": "M2 draws one z per image", "fixed_q_a": "M2 has no auxiliary variable",
+                  "batchnorm": "M2's networks are not normalised"}
 
 
 def parse_args(argv=None):
@@ -60,16 +63,12 @@ def parse_args(argv=None):
     p.add_argument("--m1-weights", help="M1 weights file (m1m2 only; default weights/M1/m1.npz, or the file of "
                                         "the M1 that the M2 weights name, beside it)")
     args = p.parse_args(argv)
-    check_training_flags(args, TRAINING_ONLY + ("alpha", "batches", "warmup_steps", "samples", "fixed_q_a",
-                                                  "batchnorm"))
+    check_training_flags(args, TRAINING_ONLY + ("alpha", "batches", "warmup_steps", *AUXILIARY_ONLY))
     if args.m1_weights and args.model_name != "m1m2":
         raise UserError(f"--m1-weights is for --model m1m2: {args.model_name} reads pixels")
-    if args.samples and MODULES[args.model_name] is not adgm:
-        raise UserError("--samples is for --model adgm or sdgm: M2 draws one z per image")
-    if args.fixed_q_a and MODULES[args.model_name] is not adgm:
-        raise UserError("--fixed-q-a is for --model adgm or sdgm: M2 has no auxiliary variable")
-    if args.batchnorm and MODULES[args.model_name] is not adgm:
-        raise UserError("--batchnorm is for --model adgm or sdgm")
+    for flag, why in AUXILIARY_ONLY.items():
+        if getattr(args, flag) and MODULES[args.model_name] is not adgm:
+            raise UserError(f"--{flag.replace('_', '-')} is for --model adgm or sdgm: {why}")
     args.m1_weights = args.m1_weights or m1.DEFAULT_WEIGHTS
     n_train = args.subset or mnist.N_TRAIN
     if args.labels != "all" and not args.labels.isdigit():
