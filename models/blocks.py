@@ -60,7 +60,9 @@ def hidden_layer(dense, activation, batchnorm, name):
 class BatchNorm(keras.layers.Layer):
     """Batch normalisation (Ioffe and Szegedy 2015) of the last axis over all the others, whatever their
     number (Keras's layer fixes the rank at its first call; here a network sees [batch], [S, batch] and
-    [K, S, batch] leading axes). Weights: gamma, beta, then the moving mean and variance."""
+    [K, S, batch] leading axes). Weights: gamma, beta, then the moving mean and variance. A frozen layer
+    (trainable False, as q(a|x) under fixed_q_a) normalises by its averages in training too, as Keras's,
+    so that the network it belongs to stays the function it was."""
 
     def __init__(self, momentum=0.99, epsilon=1e-3, **kwargs):
         super().__init__(**kwargs)
@@ -75,7 +77,7 @@ class BatchNorm(keras.layers.Layer):
                                                name="moving_variance")
 
     def call(self, h, training=False):
-        if training:
+        if training and self.trainable:
             mean, variance = tf.nn.moments(h, axes=list(range(len(h.shape) - 1)))
             for average, value in ((self.moving_mean, mean), (self.moving_variance, variance)):
                 average.assign(self.momentum * average + (1.0 - self.momentum) * tf.stop_gradient(value))

@@ -127,16 +127,20 @@ def test_a_few_steps_raise_the_objective(kind, batchnorm):
 
 
 @pytest.mark.parametrize("kind", KINDS)
-def test_fixed_q_a_keeps_its_initial_weights_and_is_rebuilt_fixed(kind, tmp_path):
+@pytest.mark.parametrize("batchnorm", [False, True])
+def test_fixed_q_a_keeps_its_initial_weights_and_is_rebuilt_fixed(kind, batchnorm, tmp_path):
+    """With batchnorm, q(a|x)'s moving averages stay too (the others' move), and so q(a|x) itself."""
     keras.utils.set_random_seed(0)
-    model = AuxiliaryDGM(x_dim=6, hidden=(8,), a_dim=2, z_dim=3, kind=kind, fixed_q_a=True)
+    model = AuxiliaryDGM(x_dim=6, hidden=(8,), a_dim=2, z_dim=3, kind=kind, fixed_q_a=True, batchnorm=batchnorm)
     before = [v.numpy() for v in model.weights]
     x = pixels(20)
     optimizer = keras.optimizers.Adam(1e-2)
     step = adgm.make_train_step(model, optimizer, Features("m2", x, np.zeros((20, 0), np.float32)),
                                 np.arange(20) % 10, tf.random.Generator.from_seed(0), alpha=0.1, n_labelled=10)
+    q_a_before = model.encode_a(x, training=True)
     for _ in range(3):
         step(tf.range(10), tf.range(10, 20))
+    np.testing.assert_array_equal(model.encode_a(x, training=True), q_a_before)
     fixed = {id(v) for v in model.q_a.weights}
     for v, old in zip(model.weights, before):
         assert np.array_equal(v.numpy(), old) == (id(v) in fixed), v.path
