@@ -159,7 +159,7 @@ def adgm_epoch(kind, recipe, timed_steps=50):
     n = n_lab + n_unl * timed_steps
     rng = np.random.default_rng(0)
     inputs = Features("m2", rng.random((n, 784), dtype=np.float32), np.zeros((n, 0), np.float32))
-    model = adgm.AuxiliaryDGM(784, hidden, a_dim, z_dim, kind=kind, activation=settings["activation"])
+    model = adgm.build(kind, settings, 784)
     optimizer = keras.optimizers.Adam(3e-4)
     optimizer.build(model.trainable_variables)
     step = adgm.make_train_step(model, optimizer, inputs, rng.integers(0, k, n).astype(np.int32),

@@ -189,6 +189,14 @@ def test_authors_recipe_weighs_the_labels_as_their_code():
     assert beta == {"authors": 1200.0, "fast": 500.0}
 
 
+def test_sdgm_recipes_weigh_the_labels_as_their_later_code():
+    """Their later SDGM code: beta = 0.1 n / n_l with n = 60,000 images, so 60 at N=100, both recipes."""
+    for recipe in ("authors", "fast"):
+        config = train_M2.parse_args(["--model", "sdgm", "--recipe", recipe]).config
+        assert m2.label_weight(config["alpha"], mnist.N_TRAIN, config["labels"]) == pytest.approx(60.0)
+        assert (config["samples"], config["lr"]) == (1, 3e-4)
+
+
 @pytest.mark.parametrize("argv, message", [
     (["-train", "--samples", "5"], "--samples is for --model adgm or sdgm"),
     (["-train", "--model", "m2", "--fixed-q-a"], "--fixed-q-a is for --model adgm or sdgm"),
