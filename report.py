@@ -26,7 +26,7 @@ LOG_NAMES = {"train bound": "train_bound", "rec": "train_reconstruction", "KL": 
              "valid": "valid_bound", "test": "test_bound", "active": "active_units",
              "L(x,y)": "train_labelled_bound", "U(x)": "train_unlabelled_bound", "log q(y|x)": "train_log_qy",
              "valid L(x,y)": "valid_labelled_bound", "valid err": "valid_error", "test err": "test_error",
-             "entropy": "valid_entropy", "gen err": "valid_generative_error", "lr": "lr"}
+             "entropy": "valid_entropy", "gen err": "valid_generative_error", "a spread": "valid_a_spread", "lr": "lr"}
 TRAIN_TERMS = ("train_bound", "train_reconstruction", "train_kl", "train_labelled_bound", "train_unlabelled_bound",
                "train_log_qy", "lr")
 

@@ -147,18 +147,22 @@ def train(args):
             v_bound = model_module.validation_bound(model, features.valid_bound_x, splits["valid"][1], mnist.EVAL_SEED)
             gen_err = model_module.generative_error_rate(model, features.valid_bound_x[:N_GENERATIVE_EVAL],
                                                splits["valid"][1][:N_GENERATIVE_EVAL], mnist.EVAL_SEED)
-            return {"score": -v_err if len(unlabelled) else v_bound, "valid_error": v_err,
-                    "test_error": model_module.error_rate(model, features.eval["test"], splits["test"][1]),
-                    "valid_labelled_bound": v_bound,
-                    "valid_entropy": model_module.classifier_entropy(model, features.eval["valid"]),
-                    "valid_generative_error": gen_err}
+            metrics = {"score": -v_err if len(unlabelled) else v_bound, "valid_error": v_err,
+                       "test_error": model_module.error_rate(model, features.eval["test"], splits["test"][1]),
+                       "valid_labelled_bound": v_bound,
+                       "valid_entropy": model_module.classifier_entropy(model, features.eval["valid"]),
+                       "valid_generative_error": gen_err}
+            if model_module is adgm:
+                metrics["valid_a_spread"] = adgm.auxiliary_spread(model, features.eval["valid"])
+            return metrics
 
         def describe(train, ev):
             return (f"L(x,y) {train['labelled_bound']:7.2f} | U(x) {train['unlabelled_bound']:7.2f} "
                     f"(rec {train['reconstruction']:7.2f}, KL {train['kl']:5.2f}) | log q(y|x) {train['log_qy']:7.4f} | "
                     f"valid L(x,y) {ev['valid_labelled_bound']:7.2f} | valid err {100 * ev['valid_error']:5.2f}% | "
                     f"test err {100 * ev['test_error']:5.2f}% | entropy {ev['valid_entropy']:5.3f} | "
-                    f"gen err {100 * ev['valid_generative_error']:5.2f}%")
+                    f"gen err {100 * ev['valid_generative_error']:5.2f}%"
+                    + (f" | a spread {ev['valid_a_spread']:4.2f}" if "valid_a_spread" in ev else ""))
 
         extra = {"m1_sha256": features.m1_sha256}
         if features.kept is not None:

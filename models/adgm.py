@@ -247,6 +247,19 @@ def validation_bound(model, x, y, eval_seed):
     return float(np.mean(bound))
 
 
+def auxiliary_spread(model, x):
+    """How much q(a|x) tells the images x apart: per dimension of a, the standard deviation of its mean
+    across images over its own standard deviation (root mean variance), averaged over the dimensions.
+
+    Near 0 when a has collapsed to the same noise for every image, so that q(y|a, x) and q(z|a, y, x)
+    can only learn to ignore it (the auxiliary model is then M2 with a noisy input); above 1 when most
+    of each draw of a is information about its image."""
+    mean, logvar = model.encode_a(x)
+    between = tf.math.reduce_std(mean, axis=0)
+    within = tf.sqrt(tf.reduce_mean(tf.exp(logvar), axis=0))
+    return float(tf.reduce_mean(between / within))
+
+
 def generative_error_rate(model, x, y, eval_seed):
     """Fraction of images whose argmax_y L(x, y) (fixed noise) is not their label: where the unlabelled
     term pulls q(y|a, x)."""

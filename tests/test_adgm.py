@@ -171,6 +171,29 @@ def test_batchnorm_trains_on_batch_statistics_and_evaluates_on_their_averages(ki
     np.testing.assert_allclose(again.classify(x), model.classify(x), atol=1e-6)
 
 
+def test_auxiliary_spread_is_zero_for_a_collapsed_q_a_and_grows_with_what_a_tells_apart():
+    model = tiny("adgm")
+    x = pixels(50)
+    out = model.q_a.layers[-1]
+    kernel, bias = out.kernel.numpy(), out.bias.numpy()
+    out.kernel.assign(np.concatenate([np.zeros_like(kernel[:, :2]), kernel[:, 2:]], axis=1))
+    assert adgm.auxiliary_spread(model, x) == pytest.approx(0.0, abs=1e-6)
+    out.kernel.assign(np.concatenate([kernel[:, :2], np.zeros_like(kernel[:, 2:])], axis=1))
+    out.bias.assign(np.concatenate([bias[:2], np.full(2, -10.0, np.float32)]))  # sd e^-5: a nearly exact
+    mean = model.encode_a(x)[0].numpy()
+    assert adgm.auxiliary_spread(model, x) == pytest.approx(np.mean(mean.std(axis=0) / np.exp(-5.0)), rel=1e-4)
+    assert adgm.auxiliary_spread(model, x) > 1
+
+
+def test_saved_weights_evaluate_from_the_command_line(tmp_path, capsys):
+    model = AuxiliaryDGM(x_dim=784, hidden=(8,), a_dim=2, z_dim=3, kind="sdgm", batchnorm=True)
+    path = str(tmp_path / "sdgm.npz")
+    save_weights(path, model, model.get_config(), {})
+    train_M2.main(["--model", "sdgm", "--subset", "200", "--weights", path])
+    x, y = mnist.load_splits(subset=200)["test"]
+    assert f"test error {100 * m2.error_rate(model, x, y):.2f}%" in capsys.readouterr().out
+
+
 def test_minibatches_with_labelled_per_batch_take_the_labelled_images_in_turn():
     lab, unl = minibatches(np.arange(30), np.arange(30, 130), 10, seed=0, labelled_per_batch=20)
     assert lab.shape == (10, 20) and unl.shape == (10, 10)
