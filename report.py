@@ -197,7 +197,9 @@ def adgm_figure(spec, path):
         ax.axhline(spec["paper"], color="grey", linestyle=":", label=f"paper: {spec['paper']}%")
         log_axes(ax, xlabel)
         ax.set_yscale("log")
-        ax.legend(fontsize=7)
+    # One legend under both panels: inside either it would hide the curves.
+    handles, labels = axes[0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="upper center", bbox_to_anchor=(0.5, -0.01), ncol=2, fontsize=7, frameon=False)
     axes[0].set_ylabel("test error (%)")
     axes[0].yaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
     axes[0].set_yticks([1, 2, 3, 5, 10, 20, 50], ["1", "2", "3", "5", "10", "20", "50"])
