@@ -1,4 +1,5 @@
 """The scripts' real main() on a few hundred images: training, resume, evaluation, and the CLI error paths."""
+import concurrent.futures
 import os
 import subprocess
 import sys
@@ -216,7 +217,7 @@ def run_script(*args):
                           timeout=120)
 
 
-@pytest.mark.parametrize("args, message", [
+ERRORS = [
     (["train_M1.py", "--epochs", "0"], "argument --epochs: must be an integer of at least 1"),
     (["train_M1.py", "-train", "--lr", "inf"], "argument --lr: must be a finite number above 0"),
     (["train_M1.py", "-train", "--prior-sd", "0"], "argument --prior-sd: must be a finite number above 0"),
@@ -247,9 +248,21 @@ def run_script(*args):
     (["train_M2.py", "-train", "--model", "m2", "--labels", "all", "--warmup-steps", "5"],
      "--warmup-steps: with every label known there is no unlabelled part"),
     (["run_analogy.py", "--rows", "0"], "argument --rows: must be an integer of at least 1"),
-])
-def test_cli_errors_are_one_line_with_nonzero_exit(args, message):
-    result = run_script(*args)
+]
+
+
+@pytest.fixture(scope="module")
+def error_runs():
+    """Each command of ERRORS run once, as many at a time as there are cores: each is a fresh
+    interpreter, most of whose time is importing TensorFlow."""
+    with concurrent.futures.ThreadPoolExecutor(os.cpu_count() or 1) as pool:
+        results = pool.map(lambda args: run_script(*args), [args for args, _ in ERRORS])
+        return {" ".join(args): result for (args, _), result in zip(ERRORS, results)}
+
+
+@pytest.mark.parametrize("args, message", ERRORS)
+def test_cli_errors_are_one_line_with_nonzero_exit(args, message, error_runs):
+    result = error_runs[" ".join(args)]
     assert result.returncode == 2
     lines = [line for line in result.stderr.splitlines() if line.strip()]
     assert len(lines) == 1 and message in lines[0], result.stderr
@@ -298,7 +311,7 @@ def test_pixel_m2_recipes_warm_up_only_in_the_fast_one():
 
 
 def test_pixel_m2_has_the_papers_one_hidden_layer_and_warms_up_once_not_again_on_resume(tmp_path):
-    flags = ["-train", "--model", "m2", "--labels", "100", "--subset", "1100", "--z-dim", "4",
+    flags = ["-train", "--model", "m2", "--labels", "100", "--subset", "400", "--z-dim", "4",
              "--warmup-steps", "20", "--out", str(tmp_path)]
     train_M2.main(flags + ["--epochs", "1"])
     train_M2.main(flags + ["--epochs", "2"])

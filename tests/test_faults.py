@@ -111,16 +111,17 @@ def test_a_run_stopped_mid_epoch_resumes_to_the_same_weights(flags, weights, sig
 
 def test_a_damaged_newest_checkpoint_is_skipped_for_the_one_before(tmp_path, start):
     flags = [f if f != "6" else "3" for f in M2_FLAGS]
+    longer = [f if f != "3" else "4" for f in flags]
+    straight = start(longer, tmp_path / "straight")  # beside the damaged run, on the other core
     assert finish(start(flags, tmp_path / "damaged"))[0] == 0
     newest = tf.train.latest_checkpoint(str(tmp_path / "damaged" / "ckpt"))
     data = glob.glob(newest + ".data-*")[0]
     os.truncate(data, os.path.getsize(data) // 2)
-    longer = [f if f != "3" else "4" for f in flags]
     rc, _, err = finish(start(longer, tmp_path / "damaged"))
     assert rc == 0, err
     log = (tmp_path / "damaged" / "train.log").read_text()
     assert f"skipped checkpoint {newest}: it does not restore" in log and "ckpt-2 at epoch 2" in log
-    assert finish(start(longer, tmp_path / "straight"))[0] == 0
+    assert finish(straight)[0] == 0
     a, b = weight_arrays(tmp_path / "straight" / "m1m2_labels100_seed0.npz"), \
         weight_arrays(tmp_path / "damaged" / "m1m2_labels100_seed0.npz")
     assert all(np.array_equal(a[k], b[k]) for k in a)
