@@ -31,7 +31,7 @@ N_GENERATIVE_EVAL = 1000  # validation images for the generative classification 
 MODULES = {"m1m2": m2, "m2": m2, "adgm": adgm, "sdgm": adgm}
 # Flags of the auxiliary models only, and why M2 has no use for them.
 AUXILIARY_ONLY = {"samples": "M2 draws one z per image", "fixed_q_a": "M2 has no auxiliary variable",
-                  "batchnorm": "M2's networks are not normalised"}
+                  "batchnorm": "M2's networks are not normalised", "first_code": "M2 has no auxiliary variable"}
 
 
 def parse_args(argv=None):
@@ -60,6 +60,9 @@ def parse_args(argv=None):
     p.add_argument("--batchnorm", action="store_const", const=True,
                    help="batch normalisation in every hidden layer, as the auxiliary models' authors' later code "
                         "(adgm and sdgm; default: none, as their paper)")
+    p.add_argument("--first-code", dest="first_code", action="store_const", const=True,
+                   help="the ADGM authors' first released code's model: q(a|x) at its initial weights, q(z|y, x) "
+                        "without a, p(a) = N(0, I) for p(a|x, y, z) (adgm only; default: the paper's model)")
     p.add_argument("--m1-weights", help="M1 weights file (m1m2 only; default weights/M1/m1.npz, or the file of "
                                         "the M1 that the M2 weights name, beside it)")
     args = p.parse_args(argv)
@@ -69,6 +72,10 @@ def parse_args(argv=None):
     for flag, why in AUXILIARY_ONLY.items():
         if getattr(args, flag) and MODULES[args.model_name] is not adgm:
             raise UserError(f"--{flag.replace('_', '-')} is for --model adgm or sdgm: {why}")
+    if args.first_code and args.model_name != "adgm":
+        raise UserError("--first-code is the ADGM authors' first code: --model adgm only")
+    if args.first_code:
+        args.fixed_q_a = True  # part of that model, and so in its record
     args.m1_weights = args.m1_weights or m1.DEFAULT_WEIGHTS
     n_train = args.subset or mnist.N_TRAIN
     if args.labels != "all" and not args.labels.isdigit():

@@ -9,6 +9,10 @@ An auxiliary latent variable a makes the inference model richer than M2's:
 p(y) uniform over K classes, p(z) = N(0, I), p(x|.) Bernoulli, every other distribution a diagonal
 Gaussian whose mean and log-variance an MLP reads from the concatenation of what it is conditioned on.
 
+The ADGM authors' first released code (ml-lab/auxiliary-deep-generative-models) is an earlier form of
+the ADGM, `first_code`: q(a|x) at its random initial weights, q(z|y, x) without a, and p(a) = N(0, I)
+in place of p(a|x, y, z). Its a is then a fixed noisy projection of x that only the classifier reads.
+
 Bounds, for a labelled pair (x, y) and an unlabelled x, with a ~ q(a|x) and z ~ q(z|a, y, x):
 
     L(x, y) = E_a E_z[log p(x|.) + log p(a|.)] + log p(y) - E_a KL(q(z|a, y, x) || p(z)) + H(q(a|x))
@@ -51,22 +55,24 @@ class AuxiliaryDGM(keras.Model):
     """
 
     def __init__(self, x_dim, hidden=(500, 500), a_dim=100, z_dim=100, n_classes=10, kind="adgm",
-                 activation="relu", init="code", fixed_q_a=False, batchnorm=False, **kwargs):
+                 activation="relu", init="code", fixed_q_a=False, batchnorm=False, first_code=False, **kwargs):
         super().__init__(**kwargs)
         if kind not in ("adgm", "sdgm"):
             raise ValueError(f"kind must be 'adgm' or 'sdgm', got {kind!r}")
+        if first_code and kind != "adgm":
+            raise ValueError("first_code is the ADGM authors' first code: kind 'adgm' only")
         self.x_dim, self.hidden, self.a_dim, self.z_dim = x_dim, tuple(hidden), a_dim, z_dim
         self.n_classes, self.kind, self.activation, self.init = n_classes, kind, activation, init
-        self.fixed_q_a, self.batchnorm = fixed_q_a, batchnorm
+        self.fixed_q_a, self.batchnorm, self.first_code = fixed_q_a or first_code, batchnorm, first_code
         act = keras.activations.get(activation)
         self.q_a = mlp(self.hidden, 2 * a_dim, init, "q_a", act, batchnorm)
         # fixed_q_a keeps q(a|x) at its random initial weights, as the ADGM authors' first code does:
         # a then stays a noisy random projection of x, which a trained q(a|x) can collapse to a constant.
-        self.q_a.trainable = not fixed_q_a
+        self.q_a.trainable = not self.fixed_q_a
         self.q_y = JointMLP(self.hidden, n_classes, init, act, batchnorm, name="q_y")
         self.q_z = JointMLP(self.hidden, 2 * z_dim, init, act, batchnorm, name="q_z")
         self.p_x = JointMLP(self.hidden, x_dim, init, act, batchnorm, name="p_x")
-        self.p_a = JointMLP(self.hidden, 2 * a_dim, init, act, batchnorm, name="p_a")
+        self.p_a = None if first_code else JointMLP(self.hidden, 2 * a_dim, init, act, batchnorm, name="p_a")
         # One pass through each network creates its variables.
         x0, y0 = tf.zeros([1, x_dim]), tf.one_hot([0], n_classes)
         a0, z0 = tf.zeros([1, a_dim]), tf.zeros([1, z_dim])
@@ -79,7 +85,7 @@ class AuxiliaryDGM(keras.Model):
     def get_config(self):
         return {"x_dim": self.x_dim, "hidden": list(self.hidden), "a_dim": self.a_dim, "z_dim": self.z_dim,
                 "n_classes": self.n_classes, "kind": self.kind, "activation": self.activation, "init": self.init,
-                "fixed_q_a": self.fixed_q_a, "batchnorm": self.batchnorm}
+                "fixed_q_a": self.fixed_q_a, "batchnorm": self.batchnorm, "first_code": self.first_code}
 
     # training: batch statistics in the batch-normalised layers, whose moving averages it updates; else
     # those averages. Without batchnorm it changes nothing.
@@ -92,15 +98,19 @@ class AuxiliaryDGM(keras.Model):
         return self.q_y([a, x], training=training)
 
     def encode_z(self, a, x, y, training=False):
-        """q(z|a, y, x): mean and log-variance [..., batch, z_dim]."""
-        return tf.split(self.q_z([a, x, y], training=training), 2, axis=-1)
+        """q(z|a, y, x), or q(z|y, x) under first_code: mean and log-variance [..., batch, z_dim] (without
+        the axis of the draws of a under first_code)."""
+        return tf.split(self.q_z([x, y] if self.first_code else [a, x, y], training=training), 2, axis=-1)
 
     def decode_x(self, a, z, y, training=False):
         """p(x|y, z) (ADGM) or p(x|a, y, z) (SDGM): Bernoulli logits [..., batch, x_dim]."""
         return self.p_x([z, y] if self.kind == "adgm" else [a, z, y], training=training)
 
     def decode_a(self, x, z, y, training=False):
-        """p(a|x, y, z) (ADGM) or p(a|y, z) (SDGM): mean and log-variance [..., batch, a_dim]."""
+        """p(a|x, y, z) (ADGM), p(a|y, z) (SDGM) or N(0, I) (first_code): mean and log-variance
+        [..., batch, a_dim] ([a_dim] under first_code)."""
+        if self.first_code:
+            return tf.zeros([self.a_dim]), tf.zeros([self.a_dim])
         return tf.split(self.p_a([x, z, y] if self.kind == "adgm" else [z, y], training=training), 2, axis=-1)
 
     def classify(self, x):
@@ -222,7 +232,7 @@ def build(kind, config, x_dim):
     """The untrained ADGM or SDGM (kind 'adgm' or 'sdgm') of a run's settings."""
     return AuxiliaryDGM(x_dim, config["hidden"], config["a_dim"], config["z_dim"], kind=kind,
                         activation=config["activation"], fixed_q_a=config.get("fixed_q_a", False),
-                        batchnorm=config.get("batchnorm", False))
+                        batchnorm=config.get("batchnorm", False), first_code=config.get("first_code", False))
 
 
 def train_step(config, model, optimizer, inputs, labels, rng):

@@ -19,11 +19,16 @@ from models.trained import load_classifier
 
 tfd = tfp.distributions
 KINDS = ["adgm", "sdgm"]
+# The models whose bounds are checked: the paper's two, and the ADGM of its authors' first code.
+FORMS = KINDS + ["first_code"]
 
 
 def tiny(kind, seed=0):
     keras.utils.set_random_seed(seed)
-    model = AuxiliaryDGM(x_dim=6, hidden=(5, 4), a_dim=2, z_dim=3, kind=kind)
+    if kind == "first_code":
+        model = AuxiliaryDGM(x_dim=6, hidden=(5, 4), a_dim=2, z_dim=3, kind="adgm", first_code=True)
+    else:
+        model = AuxiliaryDGM(x_dim=6, hidden=(5, 4), a_dim=2, z_dim=3, kind=kind)
     rng = np.random.default_rng(seed)
     for v in model.weights:
         v.assign(rng.normal(0, 0.25, v.shape).astype(np.float32))
@@ -39,7 +44,7 @@ def normal(mean_logvar):
     return tfd.Independent(tfd.Normal(mean, tf.exp(0.5 * logvar)), 1)
 
 
-@pytest.mark.parametrize("kind", KINDS)
+@pytest.mark.parametrize("kind", FORMS)
 def test_labelled_bound_is_the_expected_log_ratio_of_the_joint_to_q(kind):
     """L(x, y) with its closed-form KL and entropy, against E_q[log p(x, y, z, a) - log q(a, z|x, y)]
     with every density evaluated at sampled a and z, over 20000 draws."""
@@ -56,7 +61,10 @@ def test_labelled_bound_is_the_expected_log_ratio_of_the_joint_to_q(kind):
     q_z = normal(model.encode_z(a, x, y))
     z = q_z.mean() + q_z.stddev() * eps_z
     log_px = tfd.Independent(tfd.Bernoulli(logits=model.decode_x(a, z, y), dtype=tf.float32), 1).log_prob(x)
-    log_pa = normal(model.decode_a(x, z, y)).log_prob(a)
+    if kind == "first_code":
+        log_pa = tfd.Independent(tfd.Normal(tf.zeros(2), 1.0), 1).log_prob(a)
+    else:
+        log_pa = normal(model.decode_a(x, z, y)).log_prob(a)
     log_pz = tfd.Independent(tfd.Normal(tf.zeros(3), 1.0), 1).log_prob(z)
     ratio = log_px + log_pa + log_pz - np.log(10) - q_a.log_prob(a) - q_z.log_prob(z)
     expected = tf.reduce_mean(ratio, axis=0)
@@ -70,7 +78,7 @@ def test_entropy_of_a_is_the_gaussians():
     np.testing.assert_allclose(adgm.gaussian_entropy(logvar), expected, rtol=1e-6)
 
 
-@pytest.mark.parametrize("kind", KINDS)
+@pytest.mark.parametrize("kind", FORMS)
 def test_unlabelled_bound_equals_an_explicit_loop_over_labels_and_draws(kind):
     model = tiny(kind)
     x = pixels(4)
@@ -100,6 +108,22 @@ def test_each_network_reads_what_its_model_conditions_on(kind):
     assert (changes_x, changes_a) == ((False, True) if kind == "adgm" else (True, False))
 
 
+def test_first_code_is_the_adgm_of_its_authors_first_code():
+    """q(z|y, x) does not read a, p(a) is N(0, I) with no network, and q(a|x) is not trained."""
+    model = tiny("first_code")
+    x, y = pixels(3), tf.one_hot([1, 2, 3], 10)
+    a, z = tf.random.normal([3, 2]), tf.random.normal([3, 3])
+    np.testing.assert_array_equal(model.encode_z(a, x, y)[0], model.encode_z(a + 1.0, x, y)[0])
+    assert not np.allclose(model.encode_z(a, x, y)[0], model.encode_z(a, 1.0 - x, y)[0])
+    assert [v.numpy().tolist() for v in model.decode_a(x, z, y)] == [[0.0, 0.0], [0.0, 0.0]]
+    assert model.p_a is None and not any(v.path.startswith("q_a") for v in model.trainable_variables)
+    assert model.get_config()["first_code"] and model.get_config()["fixed_q_a"]
+    with pytest.raises(ValueError, match="kind 'adgm' only"):
+        AuxiliaryDGM(x_dim=6, hidden=(5,), a_dim=2, z_dim=3, kind="sdgm", first_code=True)
+    config = train_M2.parse_args(["-train", "--model", "adgm", "--first-code"]).config
+    assert config["first_code"] and config["fixed_q_a"]  # the record says q(a|x) was not trained
+
+
 def test_classify_averages_q_y_over_fixed_draws_of_a():
     model = tiny("adgm")
     x = pixels(5)
@@ -109,11 +133,12 @@ def test_classify_averages_q_y_over_fixed_draws_of_a():
     assert m2.error_rate(model, x, np.zeros(5, int)) == np.mean(np.argmax(first, axis=1) != 0)
 
 
-@pytest.mark.parametrize("kind", KINDS)
-@pytest.mark.parametrize("batchnorm", [False, True])
+@pytest.mark.parametrize("kind, batchnorm", [("adgm", False), ("adgm", True), ("sdgm", False), ("sdgm", True),
+                                             ("first_code", False)])
 def test_a_few_steps_raise_the_objective(kind, batchnorm):
     keras.utils.set_random_seed(0)
-    model = AuxiliaryDGM(x_dim=6, hidden=(16,), a_dim=2, z_dim=3, kind=kind, batchnorm=batchnorm)
+    model = AuxiliaryDGM(x_dim=6, hidden=(16,), a_dim=2, z_dim=3, kind="adgm" if kind == "first_code" else kind,
+                         batchnorm=batchnorm, first_code=kind == "first_code")
     x = np.random.default_rng(4).random((40, 6)).astype(np.float32)
     labels = np.arange(40) % 10
     inputs = Features("m2", x, np.zeros((40, 0), np.float32))
@@ -225,6 +250,7 @@ def test_sdgm_recipes_weigh_the_labels_as_their_later_code():
     (["-train", "--model", "m2", "--fixed-q-a"], "--fixed-q-a is for --model adgm or sdgm"),
     (["--model", "adgm", "--fixed-q-a"], "--fixed-q-a is a training setting: add -train"),
     (["-train", "--model", "m2", "--batchnorm"], "--batchnorm is for --model adgm or sdgm"),
+    (["-train", "--model", "sdgm", "--first-code"], "--first-code is the ADGM authors' first code: --model adgm only"),
     (["--model", "sdgm", "--samples", "5"], "--samples is a training setting: add -train"),
     (["--model", "adgm", "--recipe", "styles"], "--recipe styles: adgm has the recipes fast, authors"),
     (["--model", "adgm", "--m1-weights", "weights/M1/m1.npz"], "--m1-weights is for --model m1m2: adgm reads pixels"),
