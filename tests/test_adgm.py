@@ -23,12 +23,14 @@ KINDS = ["adgm", "sdgm"]
 FORMS = KINDS + ["first_code"]
 
 
+def form(kind):
+    """AuxiliaryDGM's arguments for one of FORMS."""
+    return {"kind": "adgm", "first_code": True} if kind == "first_code" else {"kind": kind}
+
+
 def tiny(kind, seed=0):
     keras.utils.set_random_seed(seed)
-    if kind == "first_code":
-        model = AuxiliaryDGM(x_dim=6, hidden=(5, 4), a_dim=2, z_dim=3, kind="adgm", first_code=True)
-    else:
-        model = AuxiliaryDGM(x_dim=6, hidden=(5, 4), a_dim=2, z_dim=3, kind=kind)
+    model = AuxiliaryDGM(x_dim=6, hidden=(5, 4), a_dim=2, z_dim=3, **form(kind))
     rng = np.random.default_rng(seed)
     for v in model.weights:
         v.assign(rng.normal(0, 0.25, v.shape).astype(np.float32))
@@ -137,8 +139,7 @@ def test_classify_averages_q_y_over_fixed_draws_of_a():
                                              ("first_code", False)])
 def test_a_few_steps_raise_the_objective(kind, batchnorm):
     keras.utils.set_random_seed(0)
-    model = AuxiliaryDGM(x_dim=6, hidden=(16,), a_dim=2, z_dim=3, kind="adgm" if kind == "first_code" else kind,
-                         batchnorm=batchnorm, first_code=kind == "first_code")
+    model = AuxiliaryDGM(x_dim=6, hidden=(16,), a_dim=2, z_dim=3, batchnorm=batchnorm, **form(kind))
     x = np.random.default_rng(4).random((40, 6)).astype(np.float32)
     labels = np.arange(40) % 10
     inputs = Features("m2", x, np.zeros((40, 0), np.float32))
