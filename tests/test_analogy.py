@@ -18,7 +18,12 @@ from models.m2 import M2
 from models.trained import load_classifier
 
 
-@pytest.fixture(scope="module")
+# The tests that share the pixel_m2 fixture run on one pytest-xdist worker, which builds it once
+# (session scope: a module's fixture would be rebuilt after the worker ran another module's tests).
+SHARES_PIXEL_M2 = pytest.mark.xdist_group("pixel_m2")
+
+
+@pytest.fixture(scope="session")
 def pixel_m2(tmp_path_factory):
     """A small pixel M2 trained for 300 steps on 3000 labelled images, saved as train_M2 would."""
     keras.utils.set_random_seed(0)
@@ -38,6 +43,7 @@ def pixel_m2(tmp_path_factory):
     return path
 
 
+@SHARES_PIXEL_M2
 def test_figures_have_the_right_shape_range_and_repeat_with_the_seed(pixel_m2, tmp_path):
     decoder = trained.load(str(pixel_m2), None, "")
     x, y = mnist.load_splits()["test"]
@@ -58,6 +64,7 @@ def test_figures_have_the_right_shape_range_and_repeat_with_the_seed(pixel_m2, t
     assert (out.read_bytes(), (tmp_path / "conditional.png").read_bytes()) == first
 
 
+@SHARES_PIXEL_M2
 @pytest.mark.parametrize("which, at_least", [("tiny", 0.9), ("shipped", 0.99)])
 def test_own_label_reconstructs_a_test_image_better_than_other_labels(pixel_m2, which, at_least):
     shipped = os.path.join(ROOT, "weights", "M2", "m2_labelsall_seed0_authors.npz")

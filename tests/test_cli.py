@@ -1,5 +1,4 @@
 """The scripts' real main() on a few hundred images: training, resume, evaluation, and the CLI error paths."""
-import concurrent.futures
 import os
 import subprocess
 import sys
@@ -10,11 +9,14 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+import benchmark
 import recipes
 import report
+import run_analogy
+import table1
 import train_M1
 import train_M2
-from cli import UserError
+from cli import UserError, run_cli
 from conftest import ROOT
 from figures import read_frames
 from files import atomic_write, read_json, save_weights
@@ -23,7 +25,12 @@ from models.m1 import M1
 from run_folder import RunFolder
 
 
-@pytest.fixture(scope="module")
+# The tests that share the m1_run fixture run on one pytest-xdist worker, which builds it once
+# (session scope: a module's fixture would be rebuilt after the worker ran another module's tests).
+SHARES_M1_RUN = pytest.mark.xdist_group("m1_run")
+
+
+@pytest.fixture(scope="session")
 def m1_run(tmp_path_factory):
     """Two epochs of train_M1.main on 300 images, the second after a resume."""
     out = tmp_path_factory.mktemp("m1") / "run"
@@ -34,6 +41,7 @@ def m1_run(tmp_path_factory):
     return out, flags
 
 
+@SHARES_M1_RUN
 def test_m1_trains_resumes_and_writes_everything(m1_run):
     out, _ = m1_run
     log = (out / "train.log").read_text().splitlines()
@@ -48,6 +56,7 @@ def test_m1_trains_resumes_and_writes_everything(m1_run):
     assert tf.train.latest_checkpoint(str(out / "ckpt")).endswith("ckpt-2")
 
 
+@SHARES_M1_RUN
 def test_m1_resumed_run_equals_an_uninterrupted_one(m1_run, tmp_path):
     out, flags = m1_run
     straight = tmp_path / "straight"
@@ -88,6 +97,7 @@ def test_a_run_with_a_moving_average_chooses_and_saves_the_average(tmp_path, cap
     assert printed == pytest.approx(record["test_bound"], abs=0.006)
 
 
+@SHARES_M1_RUN
 def test_m1_evaluation_prints_bound_and_active_units(m1_run, capsys):
     out, _ = m1_run
     train_M1.main(["--subset", "300", "--out", str(out), "--weights", str(out.parent / "m1.npz")])
@@ -96,6 +106,7 @@ def test_m1_evaluation_prints_bound_and_active_units(m1_run, capsys):
     assert (out.parent / "M1_reconstructions.png").exists()
 
 
+@SHARES_M1_RUN
 def test_m1_stops_on_a_non_finite_loss_naming_the_last_good_checkpoint(m1_run, monkeypatch):
     out, flags = m1_run
     before = tf.train.latest_checkpoint(str(out / "ckpt"))
@@ -112,13 +123,14 @@ def test_m1_stops_on_a_non_finite_loss_naming_the_last_good_checkpoint(m1_run, m
     assert (out.parent / "m1.npz").read_bytes() == weights
 
 
+@SHARES_M1_RUN
 def test_m1_refuses_to_resume_with_other_settings(m1_run):
     out, flags = m1_run
     with pytest.raises(UserError, match="other settings .*hidden"):
         train_M1.main([f if f != "64" else "32" for f in flags] + ["--epochs", "3"])
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def m2_run(m1_run):
     out = m1_run[0].parent
     m1_weights = str(out / "m1.npz")
@@ -128,6 +140,7 @@ def m2_run(m1_run):
     return out, flags
 
 
+@SHARES_M1_RUN
 def test_m2_trains_on_m1_and_evaluates_deterministically(m2_run, capsys):
     out, flags = m2_run
     log = (out / "m2run" / "train.log").read_text()
@@ -143,6 +156,7 @@ def test_m2_trains_on_m1_and_evaluates_deterministically(m2_run, capsys):
     assert "validation error" in first and capsys.readouterr().out == first
 
 
+@SHARES_M1_RUN
 def test_m2_refuses_another_m1_and_finds_its_own_beside_it(m2_run, tmp_path, capsys):
     out, flags = m2_run
     other = M1(hidden=(64, 64))
@@ -251,21 +265,32 @@ ERRORS = [
 ]
 
 
-@pytest.fixture(scope="module")
-def error_runs():
-    """Each command of ERRORS run once, as many at a time as there are cores: each is a fresh
-    interpreter, most of whose time is importing TensorFlow."""
-    with concurrent.futures.ThreadPoolExecutor(os.cpu_count() or 1) as pool:
-        results = pool.map(lambda args: run_script(*args), [args for args, _ in ERRORS])
-        return {" ".join(args): result for (args, _), result in zip(ERRORS, results)}
+SCRIPTS = {"train_M1.py": train_M1, "train_M2.py": train_M2, "run_analogy.py": run_analogy, "table1.py": table1,
+           "report.py": report, "benchmark.py": benchmark}
 
 
 @pytest.mark.parametrize("args, message", ERRORS)
-def test_cli_errors_are_one_line_with_nonzero_exit(args, message, error_runs):
-    result = error_runs[" ".join(args)]
-    assert result.returncode == 2
+def test_cli_errors_are_one_line_with_nonzero_exit(args, message, capsys, monkeypatch):
+    """Each script's main() under the scripts' own error path, in this process: a fresh interpreter
+    for each would spend its time importing TensorFlow (the next test runs a few that way)."""
+    monkeypatch.chdir(ROOT)
+    script, *argv = args
+    with pytest.raises(SystemExit) as stop:
+        run_cli(lambda: SCRIPTS[script].main(argv))
+    lines = [line for line in capsys.readouterr().err.splitlines() if line.strip()]
+    assert stop.value.code == 2 and len(lines) == 1 and message in lines[0], lines
+
+
+FROM_THE_SHELL = [error for error in ERRORS if " ".join(error[0]) in (
+    "train_M1.py --epochs 0", "train_M2.py --weights absent.npz", "run_analogy.py --out /proc/nope/a.png")]
+
+
+@pytest.mark.parametrize("args, message", FROM_THE_SHELL, ids=[args[0] for args, _ in FROM_THE_SHELL])
+def test_each_users_script_prints_one_line_and_exits_nonzero_from_the_shell(args, message):
+    """The three commands users type, as a shell runs them: TensorFlow's start-up notices stay off stderr."""
+    result = run_script(*args)
     lines = [line for line in result.stderr.splitlines() if line.strip()]
-    assert len(lines) == 1 and message in lines[0], result.stderr
+    assert result.returncode == 2 and len(lines) == 1 and message in lines[0], result.stderr
 
 
 def test_corrupt_data_file_is_one_line_naming_it(tmp_path):
