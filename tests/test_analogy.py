@@ -8,7 +8,7 @@ import tensorflow as tf
 import run_analogy
 import training
 from cli import UserError
-from conftest import ROOT
+from conftest import ROOT, sharing
 from files import save_weights
 from data import mnist
 from data.batches import minibatches
@@ -18,9 +18,7 @@ from models.m2 import M2
 from models.trained import load_classifier
 
 
-# The tests that share the pixel_m2 fixture run on one pytest-xdist worker, which builds it once
-# (session scope: a module's fixture would be rebuilt after the worker ran another module's tests).
-SHARES_PIXEL_M2 = pytest.mark.xdist_group("pixel_m2")
+SHARES_PIXEL_M2 = sharing("pixel_m2")
 
 
 @pytest.fixture(scope="session")

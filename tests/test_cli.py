@@ -17,7 +17,7 @@ import table1
 import train_M1
 import train_M2
 from cli import UserError, run_cli
-from conftest import ROOT
+from conftest import ROOT, sharing
 from figures import read_frames
 from files import atomic_write, read_json, save_weights
 from models import m1
@@ -25,9 +25,7 @@ from models.m1 import M1
 from run_folder import RunFolder
 
 
-# The tests that share the m1_run fixture run on one pytest-xdist worker, which builds it once
-# (session scope: a module's fixture would be rebuilt after the worker ran another module's tests).
-SHARES_M1_RUN = pytest.mark.xdist_group("m1_run")
+SHARES_M1_RUN = sharing("m1_run")
 
 
 @pytest.fixture(scope="session")
