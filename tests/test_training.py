@@ -1,5 +1,6 @@
 """The training loop on a tiny real model with a scripted validation score: the weights chosen on
-validation, the record (settings and results, one object), the metrics rows and the checkpoint guard."""
+validation, the record (settings and results, one object), the metrics rows, the checkpoint guard, and a
+damaged checkpoint skipped for the one before."""
 import os
 
 import keras
@@ -91,3 +92,31 @@ def test_rows_of_epochs_after_the_last_checkpoint_are_dropped_on_resume(tmp_path
         run.open_checkpoints(config(2), model=task.model, optimizer=task.optimizer, rng=task.rng)
         assert [r["epoch"] for r in read_jsonl(run.metrics_path)] == [1]
     assert os.path.exists(str(tmp_path / "tiny.metrics.jsonl"))
+
+
+def test_a_damaged_newest_checkpoint_is_skipped_for_the_one_before(tmp_path):
+    scores = {e: -float(e) for e in range(1, 4)}
+
+    def train(folder, epochs):
+        task = tiny_task(scores, {})
+        with RunFolder(str(tmp_path / folder), str(tmp_path / folder / "tiny.npz")) as run:
+            run.open_checkpoints(config(epochs), model=task.model, optimizer=task.optimizer, rng=task.rng)
+            training.fit(run, task, config(epochs), run.path + "/tiny.npz", ckpt_minutes=60)
+        return [v.numpy() for v in task.model.weights]
+
+    straight = train("straight", 3)
+    for epochs in (1, 2):
+        train("damaged", epochs)
+    ckpt = str(tmp_path / "damaged" / "ckpt")
+    newest = tf.train.latest_checkpoint(ckpt)
+    data = tf.io.gfile.glob(newest + ".data-*")[0]
+    os.truncate(data, os.path.getsize(data) // 2)
+    resumed = train("damaged", 3)
+    log = (tmp_path / "damaged" / "train.log").read_text()
+    skipped = log.index(f"skipped checkpoint {newest}: it does not restore")
+    assert log[skipped:].splitlines()[1].startswith(f"resumed {ckpt}/ckpt-1 at epoch 1: ")
+    assert all(np.array_equal(a, b) for a, b in zip(straight, resumed))
+    for path in tf.io.gfile.glob(ckpt + "/ckpt-*.data-*"):
+        os.truncate(path, 10)
+    with pytest.raises(UserError, match=r"no checkpoint restores \(see .*train.log\); pass a new --out"):
+        train("damaged", 4)
