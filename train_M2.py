@@ -28,7 +28,7 @@ from run_folder import RunFolder  # noqa: E402
 HERE = os.path.dirname(os.path.abspath(__file__))
 N_PRUNE = 1000  # unlabelled training images on which M1's active units are found, as the authors
 N_GENERATIVE_EVAL = 1000  # validation images for the generative classification (ten passes each)
-MODULES = {"m1m2": m2, "m2": m2, "adgm": adgm, "sdgm": adgm, "m1adgm": adgm}
+MODULES = {"m1m2": m2, "m2": m2, "adgm": adgm, "sdgm": adgm}
 # Flags of the auxiliary models only, and why M2 has no use for them.
 AUXILIARY_ONLY = {"samples": "M2 draws one z per image", "fixed_q_a": "M2 has no auxiliary variable",
                   "batchnorm": "M2's networks are not normalised", "first_code": "M2 has no auxiliary variable"}
@@ -39,8 +39,7 @@ def parse_args(argv=None):
                        parents=[training_flags(mnist.DEFAULT_PATH)])
     p.add_argument("--model", dest="model_name", choices=list(MODULES), default="m1m2",
                    help="m1m2: M2 on M1's latent features (default); m2: M2 on pixels; adgm, sdgm: the "
-                        "auxiliary deep generative models of Maaloe et al. 2016 on pixels; m1adgm: the ADGM "
-                        "on M1's latent features, as m1m2")
+                        "auxiliary deep generative models of Maaloe et al. 2016 on pixels")
     p.add_argument("--labels", default="100",
                    help="labelled training images N, a multiple of 10, or 'all' (default 100)")
     p.add_argument("--alpha", type=number(float, 0.0, 1e6, "a number in [0, 1e6]"),
@@ -53,26 +52,26 @@ def parse_args(argv=None):
                         "log q(y|x) over the labelled images, before the first epoch of a run with unlabelled "
                         "images (default: the recipe's; fast M2 alone: 2000, at 1e-3)")
     p.add_argument("--samples", type=positive_int,
-                   help="draws of (a, z) per image in a training step (adgm, sdgm and m1adgm; default: the "
-                        "recipe's, fast 1, authors 10)")
+                   help="draws of (a, z) per image in a training step (adgm and sdgm; default: the recipe's, "
+                        "fast 1, authors 10)")
     p.add_argument("--fixed-q-a", dest="fixed_q_a", action="store_const", const=True,
-                   help="keep q(a|x) at its random initial weights, as the ADGM authors' first code (adgm, "
-                        "sdgm and m1adgm; default: trained, as the paper)")
+                   help="keep q(a|x) at its random initial weights, as the ADGM authors' first code (adgm and "
+                        "sdgm; default: trained, as the paper)")
     p.add_argument("--batchnorm", action="store_const", const=True,
                    help="batch normalisation in every hidden layer, as the auxiliary models' authors' later code "
-                        "(adgm, sdgm and m1adgm; default: none, as their paper)")
+                        "(adgm and sdgm; default: none, as their paper)")
     p.add_argument("--first-code", dest="first_code", action="store_const", const=True,
                    help="the ADGM authors' first released code's model: q(a|x) at its initial weights, q(z|y, x) "
                         "without a, p(a) = N(0, I) for p(a|x, y, z) (adgm only; default: the paper's model)")
-    p.add_argument("--m1-weights", help="M1 weights file (m1m2 and m1adgm; default weights/M1/m1.npz, or the file "
-                                        "of the M1 that the M2 weights name, beside it)")
+    p.add_argument("--m1-weights", help="M1 weights file (m1m2 only; default weights/M1/m1.npz, or the file of "
+                                        "the M1 that the M2 weights name, beside it)")
     args = p.parse_args(argv)
     check_training_flags(args, TRAINING_ONLY + ("alpha", "batches", "warmup_steps", *AUXILIARY_ONLY))
-    if args.m1_weights and source(args.model_name) != "m1m2":
-        raise UserError(f"--m1-weights is for --model m1m2 or m1adgm: {args.model_name} reads pixels")
+    if args.m1_weights and args.model_name != "m1m2":
+        raise UserError(f"--m1-weights is for --model m1m2: {args.model_name} reads pixels")
     for flag, why in AUXILIARY_ONLY.items():
         if getattr(args, flag) and MODULES[args.model_name] is not adgm:
-            raise UserError(f"--{flag.replace('_', '-')} is for --model adgm, sdgm or m1adgm: {why}")
+            raise UserError(f"--{flag.replace('_', '-')} is for --model adgm or sdgm: {why}")
     if args.first_code and args.model_name != "adgm":
         raise UserError("--first-code is the ADGM authors' first code: --model adgm only")
     if args.first_code:
@@ -94,7 +93,7 @@ def parse_args(argv=None):
 
 def source(model_name):
     """What the model reads: 'm1m2' (M1's features) or 'm2' (pixels)."""
-    return "m1m2" if model_name.startswith("m1") else "m2"
+    return "m1m2" if model_name == "m1m2" else "m2"
 
 
 def evaluate(args):

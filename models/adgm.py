@@ -1,4 +1,4 @@
-"""ADGM and SDGM: the auxiliary deep generative models of Maaløe et al. (2016), on pixels or on M1's features.
+"""ADGM and SDGM: the auxiliary deep generative models of Maaløe et al. (2016), on pixels.
 
 An auxiliary latent variable a makes the inference model richer than M2's:
 
@@ -6,9 +6,8 @@ An auxiliary latent variable a makes the inference model richer than M2's:
     ADGM generative   p(x, y, z, a) = p(y) p(z) p(x|y, z) p(a|x, y, z)   (M2's model, plus a given all)
     SDGM generative   p(x, y, z, a) = p(y) p(z) p(a|y, z) p(x|a, y, z)   (a second stochastic layer)
 
-p(y) uniform over K classes, p(z) = N(0, I), p(x|.) Bernoulli on pixels (or a diagonal Gaussian on M1's
-latent features, the stacked M1+ADGM, as M1+M2), every other distribution a diagonal Gaussian whose mean
-and log-variance an MLP reads from the concatenation of what it is conditioned on.
+p(y) uniform over K classes, p(z) = N(0, I), p(x|.) Bernoulli, every other distribution a diagonal
+Gaussian whose mean and log-variance an MLP reads from the concatenation of what it is conditioned on.
 
 The ADGM authors' first released code (ml-lab/auxiliary-deep-generative-models) is an earlier form of
 the ADGM, `first_code`: q(a|x) at its random initial weights, q(z|y, x) without a, and p(a) = N(0, I)
@@ -56,19 +55,15 @@ class AuxiliaryDGM(keras.Model):
     """
 
     def __init__(self, x_dim, hidden=(500, 500), a_dim=100, z_dim=100, n_classes=10, kind="adgm",
-                 activation="relu", init="code", fixed_q_a=False, batchnorm=False, first_code=False,
-                 likelihood="bernoulli", **kwargs):
+                 activation="relu", init="code", fixed_q_a=False, batchnorm=False, first_code=False, **kwargs):
         super().__init__(**kwargs)
         if kind not in ("adgm", "sdgm"):
             raise ValueError(f"kind must be 'adgm' or 'sdgm', got {kind!r}")
         if first_code and kind != "adgm":
             raise ValueError("first_code is the ADGM authors' first code: kind 'adgm' only")
-        if likelihood not in ("bernoulli", "gaussian"):
-            raise ValueError(f"likelihood must be 'bernoulli' or 'gaussian', got {likelihood!r}")
         self.x_dim, self.hidden, self.a_dim, self.z_dim = x_dim, tuple(hidden), a_dim, z_dim
         self.n_classes, self.kind, self.activation, self.init = n_classes, kind, activation, init
         self.fixed_q_a, self.batchnorm, self.first_code = fixed_q_a or first_code, batchnorm, first_code
-        self.likelihood = likelihood
         act = keras.activations.get(activation)
         self.q_a = mlp(self.hidden, 2 * a_dim, init, "q_a", act, batchnorm)
         # fixed_q_a keeps q(a|x) at its random initial weights, as the ADGM authors' first code does:
@@ -76,8 +71,7 @@ class AuxiliaryDGM(keras.Model):
         self.q_a.trainable = not self.fixed_q_a
         self.q_y = JointMLP(self.hidden, n_classes, init, act, batchnorm, name="q_y")
         self.q_z = JointMLP(self.hidden, 2 * z_dim, init, act, batchnorm, name="q_z")
-        self.p_x = JointMLP(self.hidden, x_dim * (1 if likelihood == "bernoulli" else 2), init, act, batchnorm,
-                            name="p_x")
+        self.p_x = JointMLP(self.hidden, x_dim, init, act, batchnorm, name="p_x")
         self.p_a = None if first_code else JointMLP(self.hidden, 2 * a_dim, init, act, batchnorm, name="p_a")
         # One pass through each network creates its variables.
         x0, y0 = tf.zeros([1, x_dim]), tf.one_hot([0], n_classes)
@@ -91,8 +85,7 @@ class AuxiliaryDGM(keras.Model):
     def get_config(self):
         return {"x_dim": self.x_dim, "hidden": list(self.hidden), "a_dim": self.a_dim, "z_dim": self.z_dim,
                 "n_classes": self.n_classes, "kind": self.kind, "activation": self.activation, "init": self.init,
-                "fixed_q_a": self.fixed_q_a, "batchnorm": self.batchnorm, "first_code": self.first_code,
-                "likelihood": self.likelihood}
+                "fixed_q_a": self.fixed_q_a, "batchnorm": self.batchnorm, "first_code": self.first_code}
 
     # training: batch statistics in the batch-normalised layers, whose moving averages it updates; else
     # those averages. Without batchnorm it changes nothing.
@@ -110,16 +103,8 @@ class AuxiliaryDGM(keras.Model):
         return tf.split(self.q_z([x, y] if self.first_code else [a, x, y], training=training), 2, axis=-1)
 
     def decode_x(self, a, z, y, training=False):
-        """p(x|y, z) (ADGM) or p(x|a, y, z) (SDGM): Bernoulli logits [..., batch, x_dim], or Gaussian mean
-        and log-variance concatenated."""
+        """p(x|y, z) (ADGM) or p(x|a, y, z) (SDGM): Bernoulli logits [..., batch, x_dim]."""
         return self.p_x([z, y] if self.kind == "adgm" else [a, z, y], training=training)
-
-    def log_px(self, x, params):
-        """log p(x|.) summed over features: [..., batch]."""
-        if self.likelihood == "bernoulli":
-            return bernoulli_log_prob(x, params)
-        mean, logvar = tf.split(params, 2, axis=-1)
-        return gaussian_log_prob(x, mean, logvar)
 
     def decode_a(self, x, z, y, training=False):
         """p(a|x, y, z) (ADGM), p(a|y, z) (SDGM) or N(0, I) (first_code): mean and log-variance
@@ -161,7 +146,7 @@ def bound_given_a(model, x, y, a, eps_z, training=False):
     """
     mean, logvar = model.encode_z(a, x, y, training)
     z = reparameterize(mean, logvar, eps_z)
-    log_px = model.log_px(x, model.decode_x(a, z, y, training))
+    log_px = bernoulli_log_prob(x, model.decode_x(a, z, y, training))
     a_mean, a_logvar = model.decode_a(x, z, y, training)
     log_pa = gaussian_log_prob(a, a_mean, a_logvar)
     kl_z = gaussian_kl_standard(mean, logvar)
@@ -221,17 +206,16 @@ def loss_fn(model, x_lab, y_lab, eps_lab, x_unl, eps_unl, alpha, n_labelled, n_t
 
 def make_train_step(model, optimizer, inputs, labels, rng, alpha, n_labelled, samples=1, clip_norm=5.0):
     """step(labelled indices, unlabelled indices) -> mean terms: one Adam step on J, with `samples`
-    draws of (a, z) per image, the examples drawn afresh (pixels binarised, or M1's features sampled),
-    and the gradient clipped to total norm clip_norm then to [-1, 1] each, as the authors (a step of an
-    auxiliary model can be far larger than its neighbours early on)."""
-    loc, logvar = tf.constant(inputs.train_loc), tf.constant(inputs.train_logvar)
-    labels = tf.constant(labels)
+    draws of (a, z) per image, the pixels binarised afresh, and the gradient clipped to total norm
+    clip_norm then to [-1, 1] each, as the authors (a step of an auxiliary model can be far larger than
+    its neighbours early on)."""
+    pixels, labels = tf.constant(inputs.train_loc), tf.constant(labels)
     n_total = len(inputs.train_loc)
     a_dim, z_dim, k = model.a_dim, model.z_dim, model.n_classes
 
     def step(lab, unl):
-        x_lab = inputs.sample(tf.gather(loc, lab), tf.gather(logvar, lab), rng)
-        x_unl = inputs.sample(tf.gather(loc, unl), tf.gather(logvar, unl), rng)
+        x_lab = inputs.sample(tf.gather(pixels, lab), None, rng)
+        x_unl = inputs.sample(tf.gather(pixels, unl), None, rng)
         n_lab, n_unl = tf.shape(lab)[0], tf.shape(unl)[0]
         eps_lab = rng.normal([samples, n_lab, a_dim]), rng.normal([samples, n_lab, z_dim])
         eps_unl = rng.normal([samples, n_unl, a_dim]), rng.normal([k, samples, n_unl, z_dim])
@@ -244,13 +228,11 @@ def make_train_step(model, optimizer, inputs, labels, rng, alpha, n_labelled, sa
     return step
 
 
-def build(name, config, x_dim):
-    """The untrained model of a run's settings: name 'adgm' or 'sdgm' on pixels, 'm1adgm' (an ADGM with
-    a Gaussian p(x|.)) on M1's features."""
-    return AuxiliaryDGM(x_dim, config["hidden"], config["a_dim"], config["z_dim"], kind=name.removeprefix("m1"),
+def build(kind, config, x_dim):
+    """The untrained ADGM or SDGM (kind 'adgm' or 'sdgm') of a run's settings."""
+    return AuxiliaryDGM(x_dim, config["hidden"], config["a_dim"], config["z_dim"], kind=kind,
                         activation=config["activation"], fixed_q_a=config.get("fixed_q_a", False),
-                        batchnorm=config.get("batchnorm", False), first_code=config.get("first_code", False),
-                        likelihood="gaussian" if name.startswith("m1") else "bernoulli")
+                        batchnorm=config.get("batchnorm", False), first_code=config.get("first_code", False))
 
 
 def train_step(config, model, optimizer, inputs, labels, rng):

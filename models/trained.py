@@ -18,27 +18,18 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DEFAULT_CLASSIFIER = os.path.join(ROOT, "weights", "M2", "m1m2_labels100_seed0.npz")
 
 
-class Reader:
-    """What a model reads of an image: the pixels, or for a stacked model (on M1's features: m1_model
-    and its kept units given) the kept units of M1's posterior mean."""
-
-    def __init__(self, m1_model=None, kept=None):
-        self.m1, self.kept = m1_model, kept
-
-    def features(self, x):
-        """What the model reads of grey images x [n, 784]."""
-        if self.m1 is None:
-            return x
-        return encode_kept(self.m1, self.kept, x)[0]
-
-
-class TrainedM2(Reader):
+class TrainedM2:
     """An M2 and the way between its inputs and pixels: directly for an M2 on pixels, through M1
     for the stacked M1+M2 (m1_model and its kept units given)."""
 
     def __init__(self, m2_model, m1_model=None, kept=None):
-        super().__init__(m1_model, kept)
-        self.m2 = m2_model
+        self.m2, self.m1, self.kept = m2_model, m1_model, kept
+
+    def features(self, x):
+        """What M2 reads of grey images x [n, 784]: the pixels, or the kept units of M1's posterior mean."""
+        if self.m1 is None:
+            return x
+        return encode_kept(self.m1, self.kept, x)[0]
 
     def probabilities(self, images):
         """q(y|x) [n, 10] of MNIST-shaped images (see grey_images)."""
@@ -82,17 +73,15 @@ class TrainedM2(Reader):
         return self.pixels(tf.broadcast_to(z, [n_classes, n_samples, z_dim]), m2.every_class(n_classes)).numpy()
 
 
-class TrainedAuxiliary(Reader):
-    """A trained ADGM or SDGM as a classifier: q(y|a, x) averaged over fixed draws of a, on the pixels
-    or (the stacked M1+ADGM) on M1's features."""
+class TrainedAuxiliary:
+    """A trained ADGM or SDGM as a classifier of pixels: q(y|a, x) averaged over fixed draws of a."""
 
-    def __init__(self, model, m1_model=None, kept=None):
-        super().__init__(m1_model, kept)
+    def __init__(self, model):
         self.model = model
 
     def probabilities(self, images):
         """q(y|x) [n, 10] of MNIST-shaped images (see grey_images)."""
-        return tf.nn.softmax(m2.classifier_logits(self.model, self.features(grey_images(images)))).numpy()
+        return tf.nn.softmax(m2.classifier_logits(self.model, grey_images(images))).numpy()
 
 
 def grey_images(images):
@@ -108,14 +97,13 @@ def grey_images(images):
     return x
 
 
-def load(path, m1_path=m1.DEFAULT_WEIGHTS, missing_hint="", module=m2, trained=TrainedM2):
-    """The TrainedM2 (or `trained` of a `module`'s model) of the weights at path: a model on pixels as
-    it is, a stacked one through the M1 at m1_path or beside it (refused unless it is the M1 the model
-    was trained on)."""
-    model, extra = module.load(path, missing_hint)
+def load(path, m1_path=m1.DEFAULT_WEIGHTS, missing_hint=""):
+    """The TrainedM2 of the M2 weights at path: an M2 on pixels as it is, a stacked M1+M2 through
+    the M1 at m1_path or beside it (refused unless it is the M1 the M2 was trained on)."""
+    model, extra = m2.load(path, missing_hint)
     if model.likelihood == "bernoulli":
-        return trained(model)
-    return trained(model, m1.load(m1_path, str(extra.get("m1_sha256", ""))), np.asarray(extra["kept_units"]))
+        return TrainedM2(model)
+    return TrainedM2(model, m1.load(m1_path, str(extra.get("m1_sha256", ""))), np.asarray(extra["kept_units"]))
 
 
 def load_classifier(path=DEFAULT_CLASSIFIER, m1_path=m1.DEFAULT_WEIGHTS):
@@ -125,5 +113,5 @@ def load_classifier(path=DEFAULT_CLASSIFIER, m1_path=m1.DEFAULT_WEIGHTS):
     they name by hash) are missing or corrupt."""
     hint = "train it with `python train_M2.py -train` (see README)"
     if "a_dim" in read_weights(path, hint)[0]:  # only the auxiliary models have an a
-        return load(path, m1_path, hint, adgm, TrainedAuxiliary)
+        return TrainedAuxiliary(adgm.load(path, hint)[0])
     return load(path, m1_path, hint)

@@ -10,24 +10,22 @@ import train_M2
 from cli import UserError
 from data import mnist
 from data.batches import minibatches
-from models import adgm, m1, m2
+from models import adgm, m2
 from models.adgm import AuxiliaryDGM
 from models.blocks import BatchNorm
 from files import save_weights
-from models.features import Features, encode_kept
+from models.features import Features
 from models.trained import load_classifier
 
 tfd = tfp.distributions
 KINDS = ["adgm", "sdgm"]
-# The models whose bounds are checked: the paper's two, the ADGM of its authors' first code, and the
-# ADGM on M1's features (a Gaussian p(x|.)).
-FORMS = KINDS + ["first_code", "m1adgm"]
+# The models whose bounds are checked: the paper's two, and the ADGM of its authors' first code.
+FORMS = KINDS + ["first_code"]
 
 
 def form(kind):
     """AuxiliaryDGM's arguments for one of FORMS."""
-    return {"first_code": {"kind": "adgm", "first_code": True},
-            "m1adgm": {"kind": "adgm", "likelihood": "gaussian"}}.get(kind, {"kind": kind})
+    return {"kind": "adgm", "first_code": True} if kind == "first_code" else {"kind": kind}
 
 
 def tiny(kind, seed=0):
@@ -64,10 +62,7 @@ def test_labelled_bound_is_the_expected_log_ratio_of_the_joint_to_q(kind):
     a = q_a.mean() + q_a.stddev() * eps_a
     q_z = normal(model.encode_z(a, x, y))
     z = q_z.mean() + q_z.stddev() * eps_z
-    if kind == "m1adgm":
-        log_px = normal(tf.split(model.decode_x(a, z, y), 2, axis=-1)).log_prob(x)
-    else:
-        log_px = tfd.Independent(tfd.Bernoulli(logits=model.decode_x(a, z, y), dtype=tf.float32), 1).log_prob(x)
+    log_px = tfd.Independent(tfd.Bernoulli(logits=model.decode_x(a, z, y), dtype=tf.float32), 1).log_prob(x)
     if kind == "first_code":
         log_pa = tfd.Independent(tfd.Normal(tf.zeros(2), 1.0), 1).log_prob(a)
     else:
@@ -141,16 +136,13 @@ def test_classify_averages_q_y_over_fixed_draws_of_a():
 
 
 @pytest.mark.parametrize("kind, batchnorm", [("adgm", False), ("adgm", True), ("sdgm", False), ("sdgm", True),
-                                             ("first_code", False), ("m1adgm", False)])
+                                             ("first_code", False)])
 def test_a_few_steps_raise_the_objective(kind, batchnorm):
     keras.utils.set_random_seed(0)
     model = AuxiliaryDGM(x_dim=6, hidden=(16,), a_dim=2, z_dim=3, batchnorm=batchnorm, **form(kind))
     x = np.random.default_rng(4).random((40, 6)).astype(np.float32)
     labels = np.arange(40) % 10
-    if kind == "m1adgm":  # features drawn from a posterior of standard deviation 0.1 at each step
-        inputs = Features("m1m2", x, np.full((40, 6), 2 * np.log(0.1), np.float32))
-    else:
-        inputs = Features("m2", x, np.zeros((40, 0), np.float32))
+    inputs = Features("m2", x, np.zeros((40, 0), np.float32))
     optimizer = keras.optimizers.Adam(3e-2)
     rng = tf.random.Generator.from_seed(0)
     step = tf.function(adgm.make_train_step(model, optimizer, inputs, labels, rng, alpha=0.1, n_labelled=10,
@@ -255,15 +247,14 @@ def test_sdgm_recipes_weigh_the_labels_as_their_later_code():
 
 
 @pytest.mark.parametrize("argv, message", [
-    (["-train", "--samples", "5"], "--samples is for --model adgm, sdgm or m1adgm"),
-    (["-train", "--model", "m2", "--fixed-q-a"], "--fixed-q-a is for --model adgm, sdgm or m1adgm"),
+    (["-train", "--samples", "5"], "--samples is for --model adgm or sdgm"),
+    (["-train", "--model", "m2", "--fixed-q-a"], "--fixed-q-a is for --model adgm or sdgm"),
     (["--model", "adgm", "--fixed-q-a"], "--fixed-q-a is a training setting: add -train"),
-    (["-train", "--model", "m2", "--batchnorm"], "--batchnorm is for --model adgm, sdgm or m1adgm"),
+    (["-train", "--model", "m2", "--batchnorm"], "--batchnorm is for --model adgm or sdgm"),
     (["-train", "--model", "sdgm", "--first-code"], "--first-code is the ADGM authors' first code: --model adgm only"),
     (["--model", "sdgm", "--samples", "5"], "--samples is a training setting: add -train"),
     (["--model", "adgm", "--recipe", "styles"], "--recipe styles: adgm has the recipes fast, authors"),
-    (["--model", "adgm", "--m1-weights", "weights/M1/m1.npz"],
-     "--m1-weights is for --model m1m2 or m1adgm: adgm reads pixels"),
+    (["--model", "adgm", "--m1-weights", "weights/M1/m1.npz"], "--m1-weights is for --model m1m2: adgm reads pixels"),
     (["--model", "adgm", "--weights", "absent.npz"], "no weights; run `python train_M2.py -train --model adgm"),
 ])
 def test_adgm_flags_are_refused_with_one_message(argv, message):
@@ -282,27 +273,3 @@ def test_load_classifier_reads_a_saved_auxiliary_model_as_its_classify(kind, tmp
     path = str(tmp_path / f"{kind}.npz")
     save_weights(path, model, model.get_config(), {})
     np.testing.assert_allclose(load_classifier(path).probabilities(images), expected, atol=1e-5)
-
-
-def test_load_classifier_reads_an_m1adgm_through_the_m1_it_was_trained_on(tmp_path):
-    keras.utils.set_random_seed(0)
-    encoder = m1.load()
-    kept = np.array([0, 2, 5])
-    model = AuxiliaryDGM(x_dim=3, hidden=(8,), a_dim=2, z_dim=3, likelihood="gaussian")
-    images = np.random.default_rng(3).integers(0, 256, (4, 784)).astype(np.uint8)
-    expected = tf.nn.softmax(model.classify(encode_kept(encoder, kept, images / 255.0)[0])).numpy()
-    path = str(tmp_path / "m1adgm.npz")
-    save_weights(path, model, model.get_config(), {"m1_sha256": encoder.weights_sha256, "kept_units": kept})
-    np.testing.assert_allclose(load_classifier(path).probabilities(images), expected, atol=1e-5)
-    save_weights(path, model, model.get_config(), {"m1_sha256": "0" * 64, "kept_units": kept})
-    with pytest.raises(UserError, match="is not the M1 these M2 weights were trained on"):
-        load_classifier(path)
-
-
-def test_m1adgm_recipe_is_m1m2s_with_an_a():
-    """The same networks, schedule and label weight as M1+M2's fast recipe, on the same M1 features."""
-    stacked = train_M2.parse_args(["--model", "m1adgm"]).config
-    m1m2 = train_M2.parse_args(["--model", "m1m2"]).config
-    assert {k: v for k, v in stacked.items() if k in m1m2 and k != "model"} == \
-        {k: v for k, v in m1m2.items() if k != "model"}
-    assert (stacked["a_dim"], stacked["samples"], train_M2.source("m1adgm")) == (50, 1, "m1m2")
