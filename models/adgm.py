@@ -12,6 +12,8 @@ Gaussian whose mean and log-variance an MLP reads from the concatenation of what
 The ADGM authors' first released code (ml-lab/auxiliary-deep-generative-models) is an earlier form of
 the ADGM, `first_code`: q(a|x) at its random initial weights, q(z|y, x) without a, and p(a) = N(0, I)
 in place of p(a|x, y, z). Its a is then a fixed noisy projection of x that only the classifier reads.
+With several draws its unlabelled bound averages q(y|a, x) and the bound over them before the sum over
+y (`unlabelled_bound`).
 
 Bounds, for a labelled pair (x, y) and an unlabelled x, with a ~ q(a|x) and z ~ q(z|a, y, x):
 
@@ -167,14 +169,21 @@ def labelled_bound(model, x, y, eps_a, eps_z, training=False):
 def unlabelled_bound(model, x, eps_a, eps_z, training=False):
     """U(x) = E_a[sum_y q(y|a, x) (L_a(x, y) - log q(y|a, x))] + H(q(a|x)), the sum exact.
 
+    Under first_code, the form of that code: q(y|a, x) and L_a(x, y) are each averaged over the S draws
+    before the sum over y, U(x) = sum_y qbar(y) (Lbar(x, y) - log qbar(y)) + H(q(a|x)); the same as the
+    paper's at one draw.
+
     Args: x [batch, x_dim], eps_a [S, batch, a_dim], eps_z [K, S, batch, z_dim] (a draw per class).
     Returns: U [batch], and the expected log p(x|.), log p(a|.) and KL of z, each [batch].
     """
     a, entropy_a = sample_a(model, x, eps_a, training)
     log_qy = tf.nn.log_softmax(model.classify_given(a, x, training))  # [S, batch, K]
-    qy = tf.exp(log_qy)
     terms = bound_given_a(model, x, every_class(model.n_classes)[:, None], a, eps_z, training)  # each [K, S, batch]
-    qy_k = tf.transpose(qy, [2, 0, 1])  # [K, S, batch]
+    if model.first_code:
+        log_qy = tf.math.log(tf.reduce_mean(tf.exp(log_qy), axis=0, keepdims=True))  # [1, batch, K]
+        terms = [tf.reduce_mean(t, axis=1, keepdims=True) for t in terms]  # each [K, 1, batch]
+    qy = tf.exp(log_qy)
+    qy_k = tf.transpose(qy, [2, 0, 1])  # [K, S or 1, batch]
     expected = [tf.reduce_mean(tf.reduce_sum(qy_k * t, axis=0), axis=0) for t in terms]
     entropy_y = tf.reduce_mean(-tf.reduce_sum(qy * log_qy, axis=-1), axis=0)
     return expected[0] + entropy_y + entropy_a, expected[1], expected[2], expected[3]
