@@ -180,7 +180,8 @@ def unlabelled_bound(model, x, eps_a, eps_z, training=False):
     log_qy = tf.nn.log_softmax(model.classify_given(a, x, training))  # [S, batch, K]
     terms = bound_given_a(model, x, every_class(model.n_classes)[:, None], a, eps_z, training)  # each [K, S, batch]
     if model.first_code:
-        log_qy = tf.math.log(tf.reduce_mean(tf.exp(log_qy), axis=0, keepdims=True))  # [1, batch, K]
+        draws = tf.cast(tf.shape(log_qy)[0], log_qy.dtype)
+        log_qy = tf.reduce_logsumexp(log_qy, axis=0, keepdims=True) - tf.math.log(draws)  # [1, batch, K], finite
         terms = [tf.reduce_mean(t, axis=1, keepdims=True) for t in terms]  # each [K, 1, batch]
     qy = tf.exp(log_qy)
     qy_k = tf.transpose(qy, [2, 0, 1])  # [K, S or 1, batch]

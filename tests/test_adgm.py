@@ -103,6 +103,17 @@ def test_unlabelled_bound_equals_an_explicit_loop_over_labels_and_draws(kind):
     np.testing.assert_allclose(got, expected, rtol=1e-5)
 
 
+@pytest.mark.parametrize("kind", FORMS)
+def test_unlabelled_bound_is_finite_for_a_certain_classifier(kind):
+    """q(y|a, x) of 0 in float32 for most classes (a trained classifier) leaves U(x) finite."""
+    model = tiny(kind)
+    model.q_y.out.bias.assign(np.array([200.0] + [0.0] * 9, np.float32))
+    rng = np.random.default_rng(5)
+    eps_a = rng.standard_normal((2, 4, 2)).astype(np.float32)
+    eps_z = rng.standard_normal((10, 2, 4, 3)).astype(np.float32)
+    assert np.all(np.isfinite(adgm.unlabelled_bound(model, pixels(4), eps_a, eps_z)[0]))
+
+
 @pytest.mark.parametrize("kind", KINDS)
 def test_each_network_reads_what_its_model_conditions_on(kind):
     """p(x|.) reads a only in the SDGM, p(a|.) reads x only in the ADGM."""
