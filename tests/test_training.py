@@ -42,13 +42,19 @@ def config(epochs):
             "eval_every": 1, "seed": 0}
 
 
+def train(folder, weights, epochs, scores, snapshots=None):
+    """tiny_task trained to `epochs` in the run folder, resuming what is there: the task."""
+    task = tiny_task(scores, {} if snapshots is None else snapshots)
+    with RunFolder(str(folder), str(weights)) as run:
+        run.open_checkpoints(config(epochs), model=task.model, optimizer=task.optimizer, rng=task.rng)
+        training.fit(run, task, config(epochs), str(weights), ckpt_minutes=60)
+    return task
+
+
 def test_the_weights_chosen_are_the_best_on_validation_not_the_last(tmp_path):
     snapshots = {}
-    task = tiny_task({1: -30.0, 2: -10.0, 3: -20.0}, snapshots)
     weights = str(tmp_path / "tiny.npz")
-    with RunFolder(str(tmp_path / "run"), weights) as run:
-        run.open_checkpoints(config(3), model=task.model, optimizer=task.optimizer, rng=task.rng)
-        training.fit(run, task, config(3), weights, ckpt_minutes=60)
+    train(tmp_path / "run", weights, 3, {1: -30.0, 2: -10.0, 3: -20.0}, snapshots)
     with np.load(weights) as f:
         saved = [f[f"w{i:03d}"] for i in range(len(snapshots[2]))]
     assert all(np.array_equal(s, w) for s, w in zip(saved, snapshots[2]))
@@ -70,10 +76,7 @@ def test_a_resume_may_extend_the_schedule_but_not_change_what_is_trained(tmp_pat
     scores = {e: -float(e) for e in range(1, 5)}
     weights = str(tmp_path / "tiny.npz")
     for epochs in (1, 2):
-        task = tiny_task(scores, {})
-        with RunFolder(str(tmp_path / "run"), weights) as run:
-            run.open_checkpoints(config(epochs), model=task.model, optimizer=task.optimizer, rng=task.rng)
-            training.fit(run, task, config(epochs), weights, ckpt_minutes=60)
+        train(tmp_path / "run", weights, epochs, scores)
     assert [r["epoch"] for r in read_jsonl(str(tmp_path / "run" / "metrics.jsonl"))] == [1, 2]
     task = tiny_task(scores, {})
     with RunFolder(str(tmp_path / "run"), weights) as run:
@@ -83,10 +86,8 @@ def test_a_resume_may_extend_the_schedule_but_not_change_what_is_trained(tmp_pat
 
 def test_rows_of_epochs_after_the_last_checkpoint_are_dropped_on_resume(tmp_path):
     weights = str(tmp_path / "tiny.npz")
-    task = tiny_task({1: -1.0, 2: -2.0}, {})
+    task = train(tmp_path / "run", weights, 1, {1: -1.0, 2: -2.0})
     with RunFolder(str(tmp_path / "run"), weights) as run:
-        run.open_checkpoints(config(1), model=task.model, optimizer=task.optimizer, rng=task.rng)
-        training.fit(run, task, config(1), weights, ckpt_minutes=60)
         run.add_metrics({"epoch": 2, "minutes": 0.0})  # as a run killed after logging epoch 2, before its checkpoint
     with RunFolder(str(tmp_path / "run"), weights) as run:
         run.open_checkpoints(config(2), model=task.model, optimizer=task.optimizer, rng=task.rng)
@@ -95,23 +96,20 @@ def test_rows_of_epochs_after_the_last_checkpoint_are_dropped_on_resume(tmp_path
 
 
 def test_a_damaged_newest_checkpoint_is_skipped_for_the_one_before(tmp_path):
-    scores = {e: -float(e) for e in range(1, 4)}
+    scores = {e: -float(e) for e in range(1, 5)}
 
-    def train(folder, epochs):
-        task = tiny_task(scores, {})
-        with RunFolder(str(tmp_path / folder), str(tmp_path / folder / "tiny.npz")) as run:
-            run.open_checkpoints(config(epochs), model=task.model, optimizer=task.optimizer, rng=task.rng)
-            training.fit(run, task, config(epochs), run.path + "/tiny.npz", ckpt_minutes=60)
+    def weights_after(folder, epochs):
+        task = train(tmp_path / folder, tmp_path / folder / "tiny.npz", epochs, scores)
         return [v.numpy() for v in task.model.weights]
 
-    straight = train("straight", 3)
+    straight = weights_after("straight", 3)
     for epochs in (1, 2):
-        train("damaged", epochs)
+        weights_after("damaged", epochs)
     ckpt = str(tmp_path / "damaged" / "ckpt")
     newest = tf.train.latest_checkpoint(ckpt)
     data = tf.io.gfile.glob(newest + ".data-*")[0]
     os.truncate(data, os.path.getsize(data) // 2)
-    resumed = train("damaged", 3)
+    resumed = weights_after("damaged", 3)
     log = (tmp_path / "damaged" / "train.log").read_text()
     skipped = log.index(f"skipped checkpoint {newest}: it does not restore")
     assert log[skipped:].splitlines()[1].startswith(f"resumed {ckpt}/ckpt-1 at epoch 1: ")
@@ -119,4 +117,4 @@ def test_a_damaged_newest_checkpoint_is_skipped_for_the_one_before(tmp_path):
     for path in tf.io.gfile.glob(ckpt + "/ckpt-*.data-*"):
         os.truncate(path, 10)
     with pytest.raises(UserError, match=r"no checkpoint restores \(see .*train.log\); pass a new --out"):
-        train("damaged", 4)
+        weights_after("damaged", 4)
