@@ -1,5 +1,6 @@
 """The command line of every script: one error path, checked flag types, the training flags."""
 import argparse
+import importlib
 import math
 import os
 import sys
@@ -59,7 +60,7 @@ def quiet_tensorflow():
     saved, devnull = os.dup(2), os.open(os.devnull, os.O_WRONLY)
     os.dup2(devnull, 2)
     try:
-        import tensorflow  # noqa: F401
+        importlib.import_module("tensorflow")
     finally:
         os.dup2(saved, 2)
         os.close(saved)
