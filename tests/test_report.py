@@ -78,7 +78,7 @@ def test_the_figures_draw_every_run_of_the_manifest(tmp_path, capsys):
     manifest = read_json(report.MANIFEST)
     paths = [p for kind in manifest["m1m2_recipes"]["runs"] for p in kind["metrics"]]
     paths += [run["metrics"] for run in manifest["m2_alone"]["runs"] + manifest["m2_alone"]["sweep"] + manifest["adgm"]["runs"]]
-    assert len(paths) == 36 and all(os.path.exists(os.path.join(ROOT, p)) for p in paths)
+    assert len(paths) == 37 and all(os.path.exists(os.path.join(ROOT, p)) for p in paths)
     report.main(["--out", str(tmp_path)])
     assert sorted(os.listdir(tmp_path)) == ["adgm.png", "m1m2_recipes.png", "m2_alone.png"]
     assert "| fast, on the default M1 (-87.88 nats): mean ± std of the chosen |" in capsys.readouterr().out
