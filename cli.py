@@ -57,6 +57,9 @@ def quiet_tensorflow():
     an import error still surfaces as the Python exception after stderr is restored.
     """
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    # oneDNN's batched matrix product crashes (SIGSEGV) on some AVX-512 processors (AMD EPYC, family 26)
+    # for a [K, 1, n, d] operand, as every evaluation here has; TensorFlow's own kernels do not.
+    os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")
     saved, devnull = os.dup(2), os.open(os.devnull, os.O_WRONLY)
     os.dup2(devnull, 2)
     try:
@@ -96,15 +99,51 @@ def check_training_flags(args, only_training):
     args.ckpt_minutes = args.ckpt_minutes or CHECKPOINT_MINUTES
 
 
-def training_flags(data_path):
-    """The flags both training scripts take, as a parent parser. A setting left unset (None) is
-    filled from the recipe (recipes.resolve)."""
+# Flags that change neither what is trained nor how: a run given only these is a run of its recipe.
+NOT_DEPARTURES = ("train", "seed", "recipe", "threads", "ckpt_minutes", "eval_every", "out", "weights", "ship")
+
+
+def departures(args, defaults):
+    """The flags of args given (not None, and not their default in `defaults`) that make a run depart
+    from its recipe: every one but NOT_DEPARTURES and those that name what is run (in defaults)."""
+    return [name for name, value in vars(args).items()
+            if name not in NOT_DEPARTURES and value is not None and value is not False
+            and value != defaults.get(name, None)]
+
+
+def weights_path(args, shipped, run_folder, shipped_folder, departed):
+    """Where a run writes (with -train) or reads its weights. Reading: --weights, else `shipped`.
+    Training: --ship writes `shipped` (refused for a run that departs from its recipe: --subset,
+    --epochs, any setting); --weights is the file named (refused under shipped_folder for such a run);
+    else the run folder keeps them, so that no trial replaces what is shipped. departed: `departures`."""
+    if not args.train:
+        if args.ship:
+            raise UserError("--ship is for training: add -train (without it the shipped weights are evaluated)")
+        return args.weights or shipped
+    if args.ship:
+        if args.weights:
+            raise UserError(f"--ship writes {shipped}: leave out --weights")
+        if departed:
+            raise UserError(f"--ship: --{departed[0].replace('_', '-')} departs from the recipe, so this run "
+                            "cannot replace the shipped weights; leave out --ship (its weights stay in its run folder)")
+        return shipped
+    path = args.weights or os.path.join(run_folder, os.path.basename(shipped))
+    inside = os.path.commonpath([os.path.abspath(path), os.path.abspath(shipped_folder)]) == os.path.abspath(shipped_folder)
+    if departed and inside:
+        raise UserError(f"--weights {path} is among the shipped weights, and --{departed[0].replace('_', '-')} "
+                        "departs from the recipe: write this run's weights elsewhere")
+    return path
+
+
+def training_flags(data_path, recipe_names):
+    """The flags both training scripts take, as a parent parser; recipe_names: the script's recipes.
+    A setting left unset (None) is filled from the recipe (recipes.resolve)."""
     p = argparse.ArgumentParser(add_help=False)
     p.add_argument("-train", "--train", action="store_true",
                    help="train (resuming from --out if a checkpoint is there); without it, evaluate --weights")
     p.add_argument("--seed", type=seed_value, default=0,
                    help="seeds the labelled subset, minibatches, initial weights and noise (default 0)")
-    p.add_argument("--recipe", choices=["fast", "authors", "styles"],
+    p.add_argument("--recipe", choices=recipe_names,
                    help="fast: this project's schedule; authors: the authors' constant rate and epochs; styles "
                         "(M2 on pixels, every label): a 2-D z for the grid of handwriting styles (default: the "
                         "recipe of the shipped weights, fast for every model); a flag given overrides the "
@@ -127,10 +166,13 @@ def training_flags(data_path):
     p.add_argument("--threads", type=count, default=0,
                    help="CPU threads for TensorFlow (default 0: all); two runs of 1 thread each, "
                         "pinned with taskset, train about 30%% more epochs in all than one of 2")
-    p.add_argument("--out", help="run folder: checkpoints, logs, metrics, TensorBoard scalars")
-    p.add_argument("--weights", help="best-on-validation weights file, written when training, read "
-                                     "otherwise; in --out when --out is given, so that a trial run "
-                                     "never replaces shipped weights")
+    p.add_argument("--out", help="run folder: checkpoints, logs, metrics, TensorBoard scalars, and the "
+                                 "weights unless --ship or --weights says otherwise (default under temp/)")
+    p.add_argument("--weights", help="best-on-validation weights file, written when training (default: in the "
+                                     "run folder), read otherwise (default: the shipped one under weights/)")
+    p.add_argument("--ship", action="store_true",
+                   help="write the weights, record, log and metrics under weights/, in place of the shipped ones "
+                        "that the same flags without -train evaluate; only for a run of its recipe as it is")
     p.add_argument("--data", default=data_path, help="MNIST .npz file")
     p.add_argument("--subset", type=count, default=0,
                    help="use only the first N images of each split (quick checks; 0 = all)")

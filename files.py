@@ -29,14 +29,15 @@ def atomic_write(path, write):
             os.remove(tmp)
 
 
-def check_writable(folder):
-    """Creates folder if needed and proves a file can be written there; UserError otherwise."""
+def check_writable(folder, flag=None):
+    """Creates folder if needed and proves a file can be written there; UserError otherwise, naming
+    the flag (if given) that chooses another folder."""
     try:
         os.makedirs(folder, exist_ok=True)
         with tempfile.TemporaryFile(dir=folder):
             pass
     except OSError as e:
-        raise UserError(f"{folder}: cannot write here ({e.strerror or e})")
+        raise UserError(f"{folder}: cannot write here ({e.strerror or e})" + (f"; choose another with {flag}" if flag else ""))
 
 
 def copy_atomic(source, path):
@@ -103,6 +104,8 @@ def read_weights(path, missing_hint):
     """Returns (config, [weight arrays], {extra name: array}); UserError on a missing or bad file."""
     if not os.path.exists(path):
         raise UserError(f"{path}: no weights; {missing_hint}")
+    if not os.path.isfile(path):  # a folder, or a FIFO that would block the read
+        raise UserError(f"{path}: not a regular file; {missing_hint}")
     try:
         with np.load(path, allow_pickle=False) as f:
             config = json.loads(str(f["config"]))
@@ -110,7 +113,30 @@ def read_weights(path, missing_hint):
             extra = {k[len("extra_"):]: f[k] for k in f.files if k.startswith("extra_")}
     except Exception as e:
         raise UserError(f"{path}: corrupt or not a weights file ({type(e).__name__}); {missing_hint}")
+    if not all(np.all(np.isfinite(w)) for w in weights if np.issubdtype(w.dtype, np.floating)):
+        raise UserError(f"{path}: the weights hold NaN or infinite values; refused")
     return config, weights, extra
+
+
+def weights_kind(config):
+    """What a weights file's config describes: 'm1', 'm2' (M2 on pixels), 'm1m2' (M2 on M1's features),
+    'adgm' or 'sdgm'; '' if none of these."""
+    if "a_dim" in config:
+        return config.get("kind", "")
+    if "likelihood" in config:
+        return "m2" if config["likelihood"] == "bernoulli" else "m1m2"
+    return "m1" if {"x_dim", "z_dim", "hidden"} <= set(config) else ""
+
+
+KIND_NAMES = {"m1": "M1 (train_M1.py)", "m2": "M2 on pixels (--model m2)", "m1m2": "M1+M2 (--model m1m2)",
+              "adgm": "ADGM (--model adgm)", "sdgm": "SDGM (--model sdgm)", "": "of no model here"}
+
+
+def check_kind(path, config, wanted):
+    """UserError unless the weights' config (read_weights) is of one of the kinds `wanted`."""
+    kind = weights_kind(config)
+    if kind not in wanted:
+        raise UserError(f"{path}: these weights are {KIND_NAMES[kind]}, not {' or '.join(KIND_NAMES[k] for k in wanted)}")
 
 
 def assign_weights(model, weights, path):

@@ -35,8 +35,8 @@ AUTHORS_M2 = {**M2_MODEL, "epochs": 3000, "lr": 3e-4, "lr_decay_epochs": 0, "war
 # which the labelled images are already fitted exactly (log q(y|a, x) about -0.0001 on them).
 AUXILIARY = {"hidden": [500, 500], "a_dim": 100, "z_dim": 100, "activation": "relu", "alpha": 1.0,
              "batches": 499, "labelled_per_batch": 100, "warmup_steps": 0, "warmup_lr": 1e-3, "ema": 0.0,
-             "clip_norm": 5.0, "fixed_q_a": False, "batchnorm": False, "first_code": False, "eval_every": 10,
-             "rng": "threefry"}
+             "clip_norm": 5.0, "fixed_q_a": False, "batchnorm": False, "first_code": False, "authors_leak": False,
+             "eval_every": 10, "rng": "threefry"}
 AUTHORS_AUXILIARY = {**AUXILIARY, "alpha": 2.4, "samples": 10, "epochs": 3000, "lr": 3e-4, "lr_decay_epochs": 0,
                      "lr_step_every": 200, "lr_step_factor": 0.75}
 FAST_AUXILIARY = {**AUXILIARY, "samples": 1, "epochs": 200, "lr": 1e-3, "lr_decay_epochs": 100}

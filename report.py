@@ -1,6 +1,6 @@
 """Reads runs' metrics and draws the experiment figures from them, without TensorFlow.
 
-    python report.py                          # docs/m1m2_recipes.png, docs/m2_alone.png, docs/adgm.png, the recipes' table
+    python report.py                          # docs/m1m2_recipes.png, m2_alone.png, adgm.png, adgm_leak.png, the recipes' table
     python report.py --convert train.log ...  # <stem>.metrics.jsonl beside each log of the older format
 
 A run writes one JSON row per evaluation to `metrics.jsonl` in its folder, copied beside its weights as
@@ -15,7 +15,7 @@ import re
 import matplotlib.ticker
 import numpy as np
 
-from cli import ArgumentParser, run_cli
+from cli import ArgumentParser, UserError, run_cli
 from figures import plt, save_figure
 from files import metrics_path, read_json, read_jsonl, write_jsonl
 
@@ -31,9 +31,18 @@ TRAIN_TERMS = ("train_bound", "train_reconstruction", "train_kl", "train_labelle
                "train_log_qy", "lr")
 
 
-def read_metrics(path):
-    """The rows of a metrics file (one dict per evaluation, the warm-up's as epoch 0)."""
-    return read_jsonl(path)
+CLASSIFIER = ("epoch", "minutes", "test_error")  # what every figure here draws of a row
+
+
+def read_metrics(path, needs=CLASSIFIER):
+    """The rows of a metrics file (one dict per evaluation, the warm-up's as epoch 0); UserError for
+    a row without one of the keys `needs`."""
+    rows = read_jsonl(path)
+    for i, row in enumerate(rows, 1):
+        missing = [k for k in needs if not isinstance(row, dict) or k not in row]
+        if missing:
+            raise UserError(f"{path}: row {i} has no {missing[0]}")
+    return rows
 
 
 def log_fields(text):
@@ -207,6 +216,28 @@ def adgm_figure(spec, path):
     save_figure(fig, path)
 
 
+def leak_figure(spec, path):
+    """The ADGM authors' computation against the same model without it: for each run and the authors'
+    log, the test error and the error on the validation images (in the unlabelled pool where the run
+    has them there), against the steps taken, in the authors' epochs of 600 steps."""
+    fig, ax = plt.subplots(figsize=(8, 4.5))
+    for run in spec["runs"] + [spec["reference"]]:
+        rows = ([{"epoch": int(e), "test_error": t / 100, "valid_error": v / 100} for e, (t, v) in run["errors"].items()]
+                if "errors" in run else [r for r in read_metrics(os.path.join(HERE, run["metrics"])) if r["epoch"] > 0])
+        epochs = [r["epoch"] * run["steps_per_epoch"] / 600 for r in rows]
+        line, = ax.plot(epochs, [100 * r["test_error"] for r in rows], marker=".", label=f"{run['label']}: test")
+        ax.plot(epochs, [100 * r["valid_error"] for r in rows], "--", color=line.get_color(),
+                label=f"{run['label']}: validation ({run['validation']})")
+    log_axes(ax, "steps, in the authors' epochs (600 steps of 100 + 100 images)")
+    ax.set_yscale("log")
+    ax.yaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
+    ax.set_yticks([0.02, 0.1, 0.5, 1, 2, 3, 5, 10, 20], ["0.02", "0.1", "0.5", "1", "2", "3", "5", "10", "20"])
+    ax.set_ylabel("error (%)")
+    ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.15), ncol=1, fontsize=7, frameon=False)
+    ax.set_title(spec["title"], fontsize=9)
+    save_figure(fig, path)
+
+
 def main(argv=None):
     p = ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--out", default=os.path.join(HERE, "docs"), help="folder for the figures (default docs/)")
@@ -221,6 +252,7 @@ def main(argv=None):
     m2_alone_figure(manifest["m2_alone"], os.path.join(args.out, "m2_alone.png"))
     if manifest["adgm"]["runs"]:
         adgm_figure(manifest["adgm"], os.path.join(args.out, "adgm.png"))
+    leak_figure(manifest["adgm_leak"], os.path.join(args.out, "adgm_leak.png"))
     print(recipes_table(manifest["m1m2_recipes"]))
 
 

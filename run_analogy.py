@@ -13,15 +13,7 @@ decoded over a grid of z (the Gaussian's inverse CDF of an even grid on (0, 1)).
 import os
 
 from cli import ArgumentParser, UserError, positive_int, quiet_tensorflow, run_cli, seed_value
-
-quiet_tensorflow()
-
-from data import mnist  # noqa: E402
-import numpy as np  # noqa: E402
-
-from figures import digit_grid, save_png  # noqa: E402
-from files import check_writable  # noqa: E402
-from models import m1, trained  # noqa: E402
+from data import mnist
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 
@@ -32,7 +24,8 @@ def parse_args(argv=None):
                    help="m2: M2 on pixels (default, as the paper's figure); m1m2: M2 on M1's features")
     p.add_argument("--weights", help="M2 weights (default weights/M2/m2_labelsall_seed0_authors.npz, "
                                      "or m1m2_labels100_seed0.npz for --model m1m2)")
-    p.add_argument("--m1-weights", default=m1.DEFAULT_WEIGHTS, help="M1 weights (m1m2 only)")
+    p.add_argument("--m1-weights", default=os.path.join(HERE, "weights", "M1", "m1.npz"),
+                   help="M1 weights (m1m2 only; default weights/M1/m1.npz)")
     p.add_argument("--seed", type=seed_value, default=0, help="chooses the test images and the random z")
     p.add_argument("--rows", type=positive_int, default=10, help="analogy rows, one test image each (default 10)")
     p.add_argument("--samples", type=positive_int, default=10, help="random z per class row (default 10)")
@@ -51,6 +44,16 @@ def parse_args(argv=None):
     return args
 
 
+if __name__ == "__main__":
+    run_cli(parse_args)  # --help and every flag's error at once, before TensorFlow loads (seconds)
+quiet_tensorflow()
+import numpy as np  # noqa: E402
+
+from figures import digit_grid, save_png  # noqa: E402
+from files import check_writable  # noqa: E402
+from models import trained  # noqa: E402
+
+
 def draw_styles(model, n, path):
     """Figure 1(a): a panel of n x n styles per class, classes 0-4 over 5-9."""
     try:
@@ -66,7 +69,9 @@ def draw_styles(model, n, path):
 
 def main(argv=None):
     args = parse_args(argv)
-    check_writable(os.path.dirname(os.path.abspath(args.out)))
+    if args.out.endswith(os.sep) or os.path.isdir(args.out):
+        raise UserError(f"--out {args.out}: a folder; name the analogy figure's file, e.g. {os.path.join(args.out, 'analogy.png')}")
+    check_writable(os.path.dirname(os.path.abspath(args.out)), "--out")
     hint = ("run `python train_M2.py -train --model m2 --labels all --recipe styles` to train it" if args.styles else
             "run `python train_M2.py -train --model m2 --labels all --recipe authors --epochs 400` to train it"
             if args.model_name == "m2" else "run `python train_M2.py -train` to train it")

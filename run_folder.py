@@ -37,8 +37,8 @@ class RunFolder:
     Within `with`, SIGTERM and SIGINT set `stop_signal` for the loop to act on (see `stop_here`)."""
 
     def __init__(self, path, weights_path):
-        check_writable(path)
-        check_writable(os.path.dirname(os.path.abspath(weights_path)))
+        check_writable(path, "--out")
+        check_writable(os.path.dirname(os.path.abspath(weights_path)), "--weights")
         self.path = path
         self._lock = open(os.path.join(path, "lock"), "a+")
         try:

@@ -56,7 +56,7 @@ def cells(models, labels, seeds, recipe, weights=WEIGHTS):
         for n in [n for n in labels if (model, n) in PAPER]:
             for seed in seeds or (AUXILIARY_SEEDS if model in AUXILIARY else SEEDS[n]):
                 command = (f"python train_M2.py -train --model {model} --labels {n} --seed {seed} "
-                           f"--recipe {recipe} --threads 1")
+                           f"--recipe {recipe} --threads 1 --ship")
                 stem = os.path.join(weights, recipes.FOLDERS[model], f"{model}_labels{n}_seed{seed}{recipes.suffix(model, recipe)}")
                 planned.append({"model": model, "labels": n, "seed": seed, "recipe": recipe, "command": command,
                                 "stem": stem})
@@ -71,6 +71,15 @@ def every_cell(seeds=None, weights=WEIGHTS):
 def finished(cell):
     """A cell is finished when its record says its run ended (epochs_run, written at the end)."""
     return os.path.exists(cell["stem"] + ".json") and "epochs_run" in read_json(cell["stem"] + ".json")
+
+
+def read_record(path):
+    """A cell's JSON record; UserError unless it holds what the table reads."""
+    record = read_json(path)
+    missing = [k for k in ("test_error", "train_minutes") if not isinstance(record, dict) or k not in record]
+    if missing:
+        raise UserError(f"{path}: not a run's record (no {missing[0]}); restore it or remove the cell's files")
+    return record
 
 
 def run_cells(planned, jobs):
@@ -132,7 +141,7 @@ def markdown(planned):
                 done = [c for c in group if os.path.exists(c["stem"] + ".json")]
                 if not done:
                     continue
-                records = [read_json(c["stem"] + ".json") for c in done]
+                records = [read_record(c["stem"] + ".json") for c in done]
                 mean, std, runs, minutes = summarise(records)
                 if model in MODELS:
                     every_record += records
@@ -152,6 +161,19 @@ def markdown(planned):
     lines.append(f"\n{len(every_record)} run{'s' if len(every_record) != 1 else ''}, {total:.0f} minutes ({total / 60:.1f} hours) of one core in all. "
                  f"{cpus(every_record)}")
     return "\n".join(lines)
+
+
+def missing(planned):
+    """A line for each model, N and recipe that has records for some of its seeds but not all,
+    naming the seeds without one (the table's mean leaves them out)."""
+    lines = []
+    for key in dict.fromkeys((c["model"], c["labels"], c["recipe"]) for c in planned):
+        group = [c for c in planned if (c["model"], c["labels"], c["recipe"]) == key]
+        absent = [c for c in group if not os.path.exists(c["stem"] + ".json")]
+        if 0 < len(absent) < len(group):
+            lines.append(f"{key[0]} N={key[1]} {key[2]}: no record for seed{'s' if len(absent) > 1 else ''} "
+                         f"{', '.join(str(c['seed']) for c in absent)} ({os.path.dirname(absent[0]['stem'])})")
+    return lines
 
 
 def write_between_markers(text, path):
@@ -211,9 +233,20 @@ def main(argv=None):
     p.add_argument("--print-commands", action="store_true", help="print one training command a line")
     p.add_argument("--command-at", type=count, metavar="I",
                    help="print the I-th command (from 0), as a SLURM array task does with its index")
-    p.add_argument("--report", action="store_true", help="write the table into README.md (also after --jobs)")
+    p.add_argument("--report", action="store_true", help="write the table of every shipped cell into README.md and docs/table1.png (after --jobs, "
+                        "if both are given)")
     args = p.parse_args(argv)
+    if not (args.report or args.jobs or args.print_commands or args.command_at is not None):
+        raise UserError("nothing to do: give --report, --print-commands, --command-at I or --jobs K (see --help)")
+    narrowed = [f"--{k}" for k in ("models", "labels", "seeds", "recipe") if getattr(args, k) != p.get_default(k)]
+    if args.report and narrowed:
+        raise UserError(f"--report writes README.md and docs/table1.png from every shipped cell; leave out "
+                        f"{' '.join(narrowed)} (they choose the cells to train or print)")
+    if args.seeds:
+        args.seeds = list(dict.fromkeys(args.seeds))
     planned = cells(args.models, args.labels, args.seeds, args.recipe)
+    if not planned:
+        raise UserError("no cell of Table 1 matches these --models and --labels (adgm and sdgm run at N=100 only)")
     if args.print_commands:
         print("\n".join(c["command"] for c in planned))
     if args.command_at is not None:
@@ -222,11 +255,13 @@ def main(argv=None):
         print(planned[args.command_at]["command"])
     if args.jobs:
         run_cells(planned, args.jobs)
-    if args.report or args.jobs:
-        text = markdown(every_cell(args.seeds))
+    if args.report:
+        text = markdown(every_cell())
         write_between_markers(text, README)
-        figure(every_cell(args.seeds), os.path.join(ROOT, "docs", "table1.png"))
+        figure(every_cell(), os.path.join(ROOT, "docs", "table1.png"))
         print(text)
+        for line in missing(every_cell()):
+            print(line, file=sys.stderr)
 
 
 if __name__ == "__main__":

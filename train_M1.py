@@ -6,21 +6,10 @@
 """
 import os
 
-from cli import (TRAINING_ONLY, ArgumentParser, UserError, check_training_flags, positive_float, positive_int,
-                 quiet_tensorflow, run_cli, training_flags)
-
-quiet_tensorflow()
-import keras  # noqa: E402
-import numpy as np  # noqa: E402
-import tensorflow as tf  # noqa: E402
-
-import recipes  # noqa: E402
-import training  # noqa: E402
-from data import mnist  # noqa: E402
-from figures import add_frame, digit_grid, read_frames, save_png, write_gif  # noqa: E402
-from files import save_weights  # noqa: E402
-from models import m1  # noqa: E402
-from run_folder import RunFolder  # noqa: E402
+from cli import (TRAINING_ONLY, ArgumentParser, UserError, check_training_flags, departures, positive_float,
+                 positive_int, quiet_tensorflow, run_cli, training_flags, weights_path)
+import recipes
+from data import mnist
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 GIF_FRAMES = 20
@@ -29,7 +18,7 @@ SHIPPED_FRAMES = os.path.join(HERE, "docs", "M1_training_frames.npz")
 
 def parse_args(argv=None):
     p = ArgumentParser(description="M1 (VAE) of Kingma et al. 2014 on MNIST.",
-                       parents=[training_flags(mnist.DEFAULT_PATH)])
+                       parents=[training_flags(mnist.DEFAULT_PATH, list(recipes.RECIPES["m1"]))])
     p.add_argument("--batch-size", type=positive_int, help="minibatch size (default: the recipe's)")
     p.add_argument("--init", choices=["code", "paper"],
                    help="code: W~N(0,1/fan_in), b~N(0,1e-6) (default: the recipe's); paper: W~N(0,1e-6), b=0")
@@ -43,11 +32,27 @@ def parse_args(argv=None):
     if args.gif and args.train:
         raise UserError("--gif only draws a GIF from a frames file; leave out -train (a training run draws its own)")
     check_training_flags(args, TRAINING_ONLY + ("batch_size", "init", "prior_sd"))
+    departed = departures(args, {"data": mnist.DEFAULT_PATH, "subset": 0, "gif": None})
     args.config = {**recipes.resolve("m1", args), "seed": args.seed, "subset": args.subset}
     suffix = recipes.suffix("m1", args.config["recipe"])
-    args.weights = args.weights or os.path.join(args.out or os.path.dirname(m1.DEFAULT_WEIGHTS), f"m1{suffix}.npz")
     args.out = args.out or os.path.join(HERE, "temp", "M1" + suffix)
+    args.weights = weights_path(args, os.path.join(HERE, "weights", "M1", f"m1{suffix}.npz"), args.out,
+                                os.path.join(HERE, "weights"), departed)
     return args
+
+
+if __name__ == "__main__":
+    run_cli(parse_args)  # --help and every flag's error at once, before TensorFlow loads (seconds)
+quiet_tensorflow()
+import keras  # noqa: E402
+import numpy as np  # noqa: E402
+import tensorflow as tf  # noqa: E402
+
+import training  # noqa: E402
+from figures import add_frame, digit_grid, read_frames, save_png, write_gif  # noqa: E402
+from files import check_writable, save_weights  # noqa: E402
+from models import m1  # noqa: E402
+from run_folder import RunFolder  # noqa: E402
 
 
 def load_splits(args):
@@ -59,6 +64,7 @@ def load_splits(args):
 
 def evaluate(args):
     model = m1.load(args.weights)
+    check_writable(os.path.dirname(args.out), "--out (the reconstructions go beside it)")
     evaluator = m1.Evaluator(model, load_splits(args), mnist.EVAL_SEED)
     bound, rec, kl = evaluator.bound("test")
     print(f"M1 {args.weights}: test bound {bound:.2f} nats (reconstruction {rec:.2f}, KL {kl:.2f}), "

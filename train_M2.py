@@ -10,34 +10,26 @@
 import math
 import os
 
-from cli import (TRAINING_ONLY, ArgumentParser, UserError, check_training_flags, count, number, positive_int,
-                 quiet_tensorflow, run_cli, training_flags)
-
-quiet_tensorflow()
-import keras  # noqa: E402
-
-import recipes  # noqa: E402
-import training  # noqa: E402
-from data import mnist  # noqa: E402
-from data.batches import full_batches, minibatches  # noqa: E402
-from files import save_weights  # noqa: E402
-from models import adgm, m1, m2  # noqa: E402
-from models.features import load_features  # noqa: E402
-from run_folder import RunFolder  # noqa: E402
+from cli import (TRAINING_ONLY, ArgumentParser, UserError, check_training_flags, count, departures, number,
+                 positive_int, quiet_tensorflow, run_cli, training_flags, weights_path)
+import recipes
+from data import mnist
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-N_PRUNE = 1000  # unlabelled training images on which M1's active units are found, as the authors
-N_GENERATIVE_EVAL = 1000  # validation images for the generative classification (ten passes each)
-MODULES = {"m1m2": m2, "m2": m2, "adgm": adgm, "sdgm": adgm}
+WEIGHTS = os.path.join(HERE, "weights")
+M1_WEIGHTS = os.path.join(WEIGHTS, "M1", "m1.npz")  # models.m1.DEFAULT_WEIGHTS, named before TensorFlow loads
+AUXILIARY = ("adgm", "sdgm")
 # Flags of the auxiliary models only, and why M2 has no use for them.
 AUXILIARY_ONLY = {"samples": "M2 draws one z per image", "fixed_q_a": "M2 has no auxiliary variable",
-                  "batchnorm": "M2's networks are not normalised", "first_code": "M2 has no auxiliary variable"}
+                  "batchnorm": "M2's networks are not normalised", "first_code": "M2 has no auxiliary variable",
+                  "authors_leak": "M2 has no auxiliary variable"}
 
 
 def parse_args(argv=None):
+    recipe_names = sorted({r for m in recipes.FOLDERS for r in recipes.RECIPES[m]})
     p = ArgumentParser(description="M1+M2 (or M2 alone) of Kingma et al. 2014 on MNIST.",
-                       parents=[training_flags(mnist.DEFAULT_PATH)])
-    p.add_argument("--model", dest="model_name", choices=list(MODULES), default="m1m2",
+                       parents=[training_flags(mnist.DEFAULT_PATH, recipe_names)])
+    p.add_argument("--model", dest="model_name", choices=list(recipes.FOLDERS), default="m1m2",
                    help="m1m2: M2 on M1's latent features (default); m2: M2 on pixels; adgm, sdgm: the "
                         "auxiliary deep generative models of Maaloe et al. 2016 on pixels")
     p.add_argument("--labels", default="100",
@@ -63,6 +55,11 @@ def parse_args(argv=None):
     p.add_argument("--first-code", dest="first_code", action="store_const", const=True,
                    help="the ADGM authors' first released code's model: q(a|x) at its initial weights, q(z|y, x) "
                         "without a, p(a) = N(0, I) for p(a|x, y, z) (adgm only; default: the paper's model)")
+    p.add_argument("--authors-leak", dest="authors_leak", action="store_const", const=True,
+                   help="the ADGM authors' first code's computation, which leaks labels: the validation images in "
+                        "the unlabelled pool, that pool in class order and its minibatches in a fixed order, and "
+                        "their average over draws that mixes images (with --first-code; for showing the leak, never "
+                        "a result: its weights stay in --out)")
     p.add_argument("--m1-weights", help="M1 weights file (m1m2 only; default weights/M1/m1.npz, or the file of "
                                         "the M1 that the M2 weights name, beside it)")
     args = p.parse_args(argv)
@@ -70,15 +67,18 @@ def parse_args(argv=None):
     if args.m1_weights and args.model_name != "m1m2":
         raise UserError(f"--m1-weights is for --model m1m2: {args.model_name} reads pixels")
     for flag, why in AUXILIARY_ONLY.items():
-        if getattr(args, flag) and MODULES[args.model_name] is not adgm:
+        if getattr(args, flag) and args.model_name not in AUXILIARY:
             raise UserError(f"--{flag.replace('_', '-')} is for --model adgm or sdgm: {why}")
     if args.first_code and args.model_name != "adgm":
         raise UserError("--first-code is the ADGM authors' first code: --model adgm only")
+    if args.authors_leak and not args.first_code:
+        raise UserError("--authors-leak is the computation of the ADGM authors' first code: add --first-code")
     if args.first_code:
         args.fixed_q_a = True  # part of that model, and so in its record
-    args.m1_weights = args.m1_weights or m1.DEFAULT_WEIGHTS
+    departed = departures(args, {"model_name": args.model_name, "labels": args.labels, "data": mnist.DEFAULT_PATH,
+                                 "subset": 0, "m1_weights": M1_WEIGHTS})
     n_train = args.subset or mnist.N_TRAIN
-    if args.labels != "all" and not args.labels.isdigit():
+    if args.labels != "all" and not (args.labels.isascii() and args.labels.isdigit()):
         raise UserError(f"--labels must be a number or 'all', got {args.labels!r}")
     labels = "all" if args.labels == "all" or int(args.labels) == n_train else int(args.labels)
     mnist.check_label_count(n_train if labels == "all" else labels, n_train)
@@ -86,9 +86,30 @@ def parse_args(argv=None):
                    "subset": args.subset}
     name = f"{args.model_name}_labels{labels}_seed{args.seed}" + recipes.suffix(args.model_name, args.config["recipe"])
     folder = recipes.FOLDERS[args.model_name]
-    args.weights = args.weights or os.path.join(args.out or os.path.join(HERE, "weights", folder), name + ".npz")
+    if args.config.get("authors_leak"):
+        name += "_authors_leak"
     args.out = args.out or os.path.join(HERE, "temp", folder, name)
+    args.weights = weights_path(args, os.path.join(WEIGHTS, folder, name + ".npz"), args.out, WEIGHTS, departed)
+    args.m1_weights = args.m1_weights or M1_WEIGHTS
     return args
+
+
+if __name__ == "__main__":
+    run_cli(parse_args)  # --help and every flag's error at once, before TensorFlow loads (seconds)
+quiet_tensorflow()
+import keras  # noqa: E402
+import numpy as np  # noqa: E402
+
+import training  # noqa: E402
+from data.batches import class_sorted_minibatches, full_batches, minibatches  # noqa: E402
+from files import save_weights  # noqa: E402
+from models import adgm, m2  # noqa: E402
+from models.features import load_features  # noqa: E402
+from run_folder import RunFolder  # noqa: E402
+
+N_PRUNE = 1000  # unlabelled training images on which M1's active units are found, as the authors
+N_GENERATIVE_EVAL = 1000  # validation images for the generative classification (ten passes each)
+MODULES = {"m1m2": m2, "m2": m2, "adgm": adgm, "sdgm": adgm}
 
 
 def source(model_name):
@@ -100,7 +121,7 @@ def evaluate(args):
     hint = (f"run `python train_M2.py -train --model {args.model_name} --labels {args.labels} "
             f"--recipe {args.config['recipe']}` to train it")
     model_module = MODULES[args.model_name]
-    model, extra = model_module.load(args.weights, hint)
+    model, extra = model_module.load(args.weights, hint, kinds=(args.model_name,))
     splits = mnist.load_splits(args.data, args.subset)
     del splits["train"]  # only M2's inputs for the evaluation sets are needed
     features = load_features(source(args.model_name), splits, args.m1_weights, kept=extra.get("kept_units"),
@@ -120,7 +141,15 @@ def train(args):
         x_train, y_train = splits["train"]
         n_labels = config["labels"]
         labelled, unlabelled = mnist.labelled_split(y_train, n_labels, args.seed)
-        batches = minibatches(labelled, unlabelled, config["batches"], args.seed, config.get("labelled_per_batch"))
+        if config.get("authors_leak"):
+            config = {**config, "n_total": len(x_train)}
+            x_train, y_train = (np.concatenate(pair) for pair in zip(splits["train"], splits["valid"]))
+            splits["train"] = x_train, y_train
+            batches = class_sorted_minibatches(labelled, y_train, config["labelled_per_batch"])
+            unlabelled = np.arange(len(x_train))
+            config["batches"] = len(batches[0])
+        else:
+            batches = minibatches(labelled, unlabelled, config["batches"], args.seed, config.get("labelled_per_batch"))
         prune = x_train[(unlabelled if len(unlabelled) else labelled)[:N_PRUNE]]
         features = load_features(source(args.model_name), splits, args.m1_weights, prune=prune)
         keras.utils.set_random_seed(args.seed)
@@ -132,7 +161,7 @@ def train(args):
         # With unlabelled images the model is a classifier and is chosen on validation error; with every
         # label known, it is a generator (for the analogies) and is chosen on the validation bound.
         selected_on = "validation error" if len(unlabelled) else "validation bound"
-        beta = m2.label_weight(config["alpha"], len(x_train), n_labels)
+        beta = m2.label_weight(config["alpha"], config.get("n_total", len(x_train)), n_labels)
         config = {**config, "beta": beta, "selected_on": selected_on, "m1_sha256": features.m1_sha256,
                   "kept_units": None if features.kept is None else features.kept.tolist()}
         average = training.MovingAverage(model.trainable_variables, config["ema"])

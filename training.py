@@ -21,6 +21,8 @@ import tensorflow as tf
 from cli import UserError
 from files import read_json, write_json
 
+PROGRESS_SECONDS = 120  # without a terminal's progress bar, a line this often between evaluations
+
 
 def set_threads(threads):
     """TensorFlow's CPU threads (0: all)."""
@@ -153,6 +155,7 @@ def run_steps(run, train_steps, batches, steps_per_call, what, lr, bar=None):
     checkpoint) before anything is evaluated or saved; a signal stops it with its place saved."""
     steps, start = len(batches[0]), time.time()
     done, pending, totals = int(run.step), list(run.partial_sums.numpy()), {}
+    said = start
     while done < steps:
         sums, finite = train_steps(*[tf.constant(b[done: done + steps_per_call]) for b in batches])
         sums = {k: float(v) for k, v in sums.items()}
@@ -165,6 +168,10 @@ def run_steps(run, train_steps, batches, steps_per_call, what, lr, bar=None):
         done = min(done + steps_per_call, steps)
         if bar:
             bar.update(done, [("loss", totals["loss"] / done)])
+        if not sys.stdout.isatty() and time.time() - said > PROGRESS_SECONDS and done < steps:
+            said = time.time()
+            print(f"  {what}: step {done} of {steps}, loss {totals['loss'] / done:.2f}, "
+                  f"{(said - start) / 60:.1f} min", flush=True)
         if done < steps and run.stop_signal is not None:
             run.seconds.assign_add(time.time() - start)
             run.stop_here(what, done, steps, totals)
@@ -187,6 +194,11 @@ def fit(run, task, config, weights, ckpt_minutes):
     average = task.average or MovingAverage([], 0.0)
     cpu = cpu_description()
     run.log(f"CPU: {cpu}")
+    if os.path.exists(stem + ".json"):
+        read_json(stem + ".json")  # a record this run will update must be readable before it trains
+    if int(run.epoch) >= config["epochs"] and not os.path.exists(weights):
+        raise UserError(f"{run.path} holds a finished run ({int(run.epoch)} epochs), whose weights were written "
+                        f"where it ran; {weights} would not be written: pass a new --out to train afresh")
     if task.warm_up and not bool(run.warmed):
         warm_up(run, task, average)
     while int(run.epoch) < config["epochs"]:

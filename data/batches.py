@@ -1,4 +1,5 @@
-"""The authors' fixed minibatches of labelled and unlabelled images, and those of M2's warm-up."""
+"""The authors' fixed minibatches of labelled and unlabelled images, those of the ADGM authors' code
+in its class-sorted order, and those of M2's warm-up."""
 import numpy as np
 
 from cli import UserError
@@ -25,6 +26,27 @@ def minibatches(labelled, unlabelled, n_batches, seed, labelled_per_batch=None):
     else:
         lab = lab.reshape(n_batches, -1)
     return lab.astype(np.int32), unl.astype(np.int32)
+
+
+def class_sorted_minibatches(labelled, pool_labels, labelled_per_batch):
+    """The ADGM authors' minibatches (data_preparation/mnist.py, load_semi_supervised; training/train.py,
+    train_model): their unlabelled pool is every image, stacked class by class in the images' own order
+    (`_create_semi_supervised`), cut in turn into halves of labelled_per_batch beside the labelled images,
+    and the minibatches are taken in that fixed order every epoch. So nearly every unlabelled half holds
+    one digit (592 of 600 on MNIST's 60,000 training and validation images).
+
+    Args: labelled: indices of the labelled images; pool_labels: int labels [n] of the unlabelled pool,
+    n a multiple of labelled_per_batch.
+    Returns (labelled [n_batches, labelled_per_batch], unlabelled [n_batches, labelled_per_batch]) int32,
+    the labelled images taken in turn, as `minibatches`.
+    """
+    n = len(pool_labels)
+    if n % labelled_per_batch:
+        raise UserError(f"the {n} images of the authors' pool do not divide into halves of {labelled_per_batch}")
+    n_batches = n // labelled_per_batch
+    unlabelled = np.argsort(pool_labels, kind="stable").reshape(n_batches, -1)
+    lab = np.asarray(labelled)[np.arange(n_batches * labelled_per_batch).reshape(n_batches, -1) % len(labelled)]
+    return lab.astype(np.int32), unlabelled.astype(np.int32)
 
 
 def full_batches(labelled, steps):

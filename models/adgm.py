@@ -166,19 +166,39 @@ def labelled_bound(model, x, y, eps_a, eps_z, training=False):
     return tf.reduce_mean(bound, axis=0) + entropy_a, a
 
 
-def unlabelled_bound(model, x, eps_a, eps_z, training=False):
+def authors_draw_mix(t):
+    """The draws of a bound [..., S, batch] as the ADGM authors' first code averages them: entry (s, j)
+    of the result holds image (s batch + j) // S, draw (s batch + j) % S.
+
+    Their unlabelled bound `lb_u` has one row per (class, image, draw), draw-minor, as their sampling
+    layers emit them, and is reshaped to (classes, draws, 1, images) with no transpose before the mean
+    over draws (models/adgmssl.py, build_model, lines 225-227 at 3f16325). So at S draws the mean for
+    image j averages one draw each of S images (at 10 draws and 100 images, 10 s + j // 10), its own
+    among them in only a few rows; at one draw it is exact. Over their class-sorted minibatches those
+    images are of j's class (data.batches.class_sorted_minibatches).
+    """
+    return tf.reshape(tf.linalg.matrix_transpose(t), tf.shape(t))
+
+
+def unlabelled_bound(model, x, eps_a, eps_z, training=False, authors_mix=False):
     """U(x) = E_a[sum_y q(y|a, x) (L_a(x, y) - log q(y|a, x))] + H(q(a|x)), the sum exact.
 
     Under first_code, the form of that code: q(y|a, x) and L_a(x, y) are each averaged over the S draws
     before the sum over y, U(x) = sum_y qbar(y) (Lbar(x, y) - log qbar(y)) + H(q(a|x)); the same as the
-    paper's at one draw.
+    paper's at one draw. With authors_mix (first_code only) the average of the bound and of H(q(a|x))
+    for each image is that code's, over other images' draws (`authors_draw_mix`); qbar stays the image's own.
 
     Args: x [batch, x_dim], eps_a [S, batch, a_dim], eps_z [K, S, batch, z_dim] (a draw per class).
     Returns: U [batch], and the expected log p(x|.), log p(a|.) and KL of z, each [batch].
     """
+    if authors_mix and not model.first_code:
+        raise ValueError("authors_mix is the ADGM authors' first code's average: first_code models only")
     a, entropy_a = sample_a(model, x, eps_a, training)
     log_qy = tf.nn.log_softmax(model.classify_given(a, x, training))  # [S, batch, K]
     terms = bound_given_a(model, x, every_class(model.n_classes)[:, None], a, eps_z, training)  # each [K, S, batch]
+    if authors_mix:
+        terms = [authors_draw_mix(t) for t in terms]
+        entropy_a = tf.reduce_mean(authors_draw_mix(tf.broadcast_to(entropy_a, tf.shape(log_qy)[:-1])), axis=0)
     if model.first_code:
         draws = tf.cast(tf.shape(log_qy)[0], log_qy.dtype)
         log_qy = tf.reduce_logsumexp(log_qy, axis=0, keepdims=True) - tf.math.log(draws)  # [1, batch, K], finite
@@ -190,13 +210,14 @@ def unlabelled_bound(model, x, eps_a, eps_z, training=False):
     return expected[0] + entropy_y + entropy_a, expected[1], expected[2], expected[3]
 
 
-def loss_fn(model, x_lab, y_lab, eps_lab, x_unl, eps_unl, alpha, n_labelled, n_total):
+def loss_fn(model, x_lab, y_lab, eps_lab, x_unl, eps_unl, alpha, n_labelled, n_total, authors_mix=False):
     """Minimised per step: -(J on the minibatch) / batch - log p(theta) / N_total, as M2's loss_fn,
     with beta = label_weight(alpha, N_total, N_labelled) on E_a log q(y|a, x). Batch-normalised layers
     use each pass's own statistics: the labelled images', and the unlabelled images' with every class.
 
     eps_lab = (eps_a [S, n_lab, a_dim], eps_z [S, n_lab, z_dim]);
     eps_unl = (eps_a [S, n_unl, a_dim], eps_z [K, S, n_unl, z_dim]).
+    authors_mix: the unlabelled bound averaged over draws as the ADGM authors' first code (unlabelled_bound).
     Returns loss, and a dict of per-minibatch means of the terms for logging (the loss among them).
     """
     beta = label_weight(alpha, n_total, n_labelled)
@@ -204,7 +225,8 @@ def loss_fn(model, x_lab, y_lab, eps_lab, x_unl, eps_unl, alpha, n_labelled, n_t
     logits = model.classify_given(a_lab, x_lab, training=True)  # [S, n_lab, K]
     labels = tf.broadcast_to(y_lab, tf.shape(logits)[:-1])
     log_qy = tf.reduce_mean(-tf.nn.sparse_softmax_cross_entropy_with_logits(labels, logits), axis=0)
-    bound_unl, log_px_unl, log_pa_unl, kl_unl = unlabelled_bound(model, x_unl, *eps_unl, training=True)
+    bound_unl, log_px_unl, log_pa_unl, kl_unl = unlabelled_bound(model, x_unl, *eps_unl, training=True,
+                                                                 authors_mix=authors_mix)
     n = tf.cast(tf.shape(x_lab)[0] + tf.shape(x_unl)[0], tf.float32)
     objective = tf.reduce_sum(bound_lab) + beta * tf.reduce_sum(log_qy) + tf.reduce_sum(bound_unl)
     loss = -objective / n - weight_prior(model) / n_total
@@ -214,13 +236,15 @@ def loss_fn(model, x_lab, y_lab, eps_lab, x_unl, eps_unl, alpha, n_labelled, n_t
     return loss, terms
 
 
-def make_train_step(model, optimizer, inputs, labels, rng, alpha, n_labelled, samples=1, clip_norm=5.0):
+def make_train_step(model, optimizer, inputs, labels, rng, alpha, n_labelled, samples=1, clip_norm=5.0,
+                    authors_mix=False, n_total=None):
     """step(labelled indices, unlabelled indices) -> mean terms: one Adam step on J, with `samples`
     draws of (a, z) per image, the pixels binarised afresh, and the gradient clipped to total norm
     clip_norm then to [-1, 1] each, as the authors (a step of an auxiliary model can be far larger than
-    its neighbours early on)."""
+    its neighbours early on). n_total, the N_total of beta and of the weight prior, is the number of
+    training images unless given; authors_mix as in loss_fn."""
     pixels, labels = tf.constant(inputs.train_loc), tf.constant(labels)
-    n_total = len(inputs.train_loc)
+    n_total = n_total or len(inputs.train_loc)
     a_dim, z_dim, k = model.a_dim, model.z_dim, model.n_classes
 
     def step(lab, unl):
@@ -231,7 +255,7 @@ def make_train_step(model, optimizer, inputs, labels, rng, alpha, n_labelled, sa
         eps_unl = rng.normal([samples, n_unl, a_dim]), rng.normal([k, samples, n_unl, z_dim])
         with tf.GradientTape() as tape:
             loss, terms = loss_fn(model, x_lab, tf.gather(labels, lab), eps_lab, x_unl, eps_unl, alpha,
-                                  n_labelled, n_total)
+                                  n_labelled, n_total, authors_mix)
         grads, _ = tf.clip_by_global_norm(tape.gradient(loss, model.trainable_variables), clip_norm)
         optimizer.apply([tf.clip_by_value(g, -1.0, 1.0) for g in grads], model.trainable_variables)
         return terms
@@ -246,9 +270,12 @@ def build(kind, config, x_dim):
 
 
 def train_step(config, model, optimizer, inputs, labels, rng):
-    """make_train_step with a run's settings."""
+    """make_train_step with a run's settings (authors_leak: the authors' average over draws, and beta and
+    the prior of the training images alone, config["n_total"], where their pool also holds the validation
+    images)."""
     return make_train_step(model, optimizer, inputs, labels, rng, config["alpha"], config["labels"],
-                           config["samples"], config["clip_norm"])
+                           config["samples"], config["clip_norm"], config.get("authors_leak", False),
+                           config.get("n_total"))
 
 
 def _eval_noise(model, n, eval_seed, classes=None):
@@ -292,6 +319,7 @@ def generative_error_rate(model, x, y, eval_seed):
     return float(np.mean(np.argmax(in_chunks(bounds, len(x), 1000, axis=1), axis=0) != y))
 
 
-def load(path, missing_hint):
-    """An ADGM or SDGM rebuilt from a weights file written by train_M2.py, and the arrays saved with it."""
-    return load_model(AuxiliaryDGM, path, missing_hint)
+def load(path, missing_hint, kinds=("adgm", "sdgm")):
+    """An ADGM or SDGM rebuilt from a weights file written by train_M2.py, and the arrays saved with it;
+    UserError if missing, corrupt or not of `kinds`."""
+    return load_model(AuxiliaryDGM, path, missing_hint, kinds)

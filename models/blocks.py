@@ -6,7 +6,7 @@ import tensorflow as tf
 import tensorflow_probability as tfp
 
 from cli import UserError
-from files import assign_weights, read_weights
+from files import assign_weights, check_kind, read_weights
 
 tfd = tfp.distributions
 
@@ -173,16 +173,17 @@ def weight_prior(model, sd=1.0):
 def in_chunks(fn, n, size=5000, axis=0):
     """fn(slice) over the slices [0, size), [size, 2 size), ... of n items, its outputs (an array or a
     tuple of arrays) joined along axis as numpy: evaluation of many images in bounded memory."""
-    parts = [fn(slice(i, i + size)) for i in range(0, n, size)]
+    parts = [fn(slice(i, i + size)) for i in range(0, max(n, 1), size)]  # n = 0: one empty slice
     if isinstance(parts[0], tuple):
         return tuple(np.concatenate([np.asarray(p[j]) for p in parts], axis=axis) for j in range(len(parts[0])))
     return np.concatenate([np.asarray(p) for p in parts], axis=axis)
 
 
-def load_model(model_class, path, missing_hint):
+def load_model(model_class, path, missing_hint, kinds):
     """A model_class rebuilt from a weights file written by a training script, and the arrays saved
-    with it; UserError if the file is missing, corrupt or of another model."""
+    with it; UserError if the file is missing, corrupt or not of one of `kinds` (files.weights_kind)."""
     config, weights, extra = read_weights(path, missing_hint)
+    check_kind(path, config, kinds)
     try:
         model = model_class(**config)
     except (TypeError, ValueError) as e:

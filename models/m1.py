@@ -22,7 +22,7 @@ import tensorflow as tf
 
 from cli import UserError
 from data.mnist import binarize
-from files import assign_weights, read_weights, weights_sha256
+from files import assign_weights, check_kind, read_weights, weights_sha256
 from models.blocks import bernoulli_log_prob, gaussian_kl_standard, mlp, reparameterize, weight_prior
 DEFAULT_WEIGHTS = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
                                "weights", "M1", "m1.npz")
@@ -157,6 +157,7 @@ def load(path=DEFAULT_WEIGHTS, expect_sha256=None):
     weights trained on it.
     """
     config, weights, _ = read_weights(path, "run `python train_M1.py -train` to train M1")
+    check_kind(path, config, ("m1",))
     sha256 = weights_sha256(weights)
     if expect_sha256 is not None and sha256 != expect_sha256:
         path, config, weights = find_by_sha256(os.path.dirname(os.path.abspath(path)), expect_sha256, path)

@@ -27,6 +27,8 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from cli import UserError
+
 from models.blocks import (JointMLP, bernoulli_log_prob, gaussian_kl_standard, gaussian_log_prob, in_chunks, load_model,
                            mlp, reparameterize, weight_prior)
 
@@ -242,7 +244,12 @@ def mean_or_zero(t):
     return tf.math.divide_no_nan(tf.reduce_sum(t), tf.cast(tf.size(t), t.dtype))
 
 
-def load(path, missing_hint):
+def load(path, missing_hint, kinds=("m1m2", "m2")):
     """An M2 rebuilt from a weights file written by train_M2.py, and the arrays saved with it
-    (m1_sha256, kept_units); UserError if missing or corrupt."""
-    return load_model(M2, path, missing_hint)
+    (m1_sha256, kept_units); UserError if missing, corrupt, not of `kinds` (M1+M2, M2 on pixels), or
+    an M1+M2 without the M1 units it reads."""
+    model, extra = load_model(M2, path, missing_hint, kinds)
+    if model.likelihood != "bernoulli" and not ({"kept_units", "m1_sha256"} <= set(extra)):
+        raise UserError(f"{path}: M1+M2 weights without the M1 they read (extra_kept_units, extra_m1_sha256); "
+                        "retrain them or restore the file")
+    return model, extra

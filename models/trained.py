@@ -10,7 +10,7 @@ import os
 import numpy as np
 import tensorflow as tf
 
-from files import read_weights
+from files import check_kind, read_weights, weights_kind
 from models import adgm, m1, m2
 from models.features import encode_kept
 
@@ -51,6 +51,9 @@ class TrainedM2:
         """[rows, 11, 784]: each grey image x with label y, then its style (the mean of q(z|x, y))
         decoded with classes 0-9."""
         n_classes = self.m2.n_classes
+        y = np.asarray(y)
+        if y.shape != (len(x),) or not np.issubdtype(y.dtype, np.integer) or np.any((y < 0) | (y >= n_classes)):
+            raise ValueError(f"labels must be one integer in 0..{n_classes - 1} per image")
         z, _ = self.m2.encode(self.features(x), tf.one_hot(y, n_classes))  # [rows, z_dim]
         images = self.pixels(tf.broadcast_to(z, [n_classes, *z.shape]), m2.every_class(n_classes))  # [10, rows, 784]
         return np.concatenate([x[:, None, :], np.transpose(images.numpy(), (1, 0, 2))], axis=1)
@@ -112,6 +115,8 @@ def load_classifier(path=DEFAULT_CLASSIFIER, m1_path=m1.DEFAULT_WEIGHTS):
     `probabilities(images)` gives q(y|x) [n, 10]. Raises cli.UserError if the weights (or the M1
     they name by hash) are missing or corrupt."""
     hint = "train it with `python train_M2.py -train` (see README)"
-    if "a_dim" in read_weights(path, hint)[0]:  # only the auxiliary models have an a
+    config = read_weights(path, hint)[0]
+    check_kind(path, config, ("m1m2", "m2", "adgm", "sdgm"))
+    if weights_kind(config) in ("adgm", "sdgm"):
         return TrainedAuxiliary(adgm.load(path, hint)[0])
     return load(path, m1_path, hint)

@@ -1,5 +1,8 @@
 """ADGM and SDGM on tiny dimensions: the bounds against densities written out, the label sum against a
 loop, which variables each network reads, and a few steps that raise the objective."""
+import json
+import os
+
 import keras
 import numpy as np
 import pytest
@@ -9,7 +12,7 @@ import tensorflow_probability as tfp
 import train_M2
 from cli import UserError
 from data import mnist
-from data.batches import minibatches
+from data.batches import class_sorted_minibatches, minibatches
 from models import adgm, m2
 from models.adgm import AuxiliaryDGM
 from models.blocks import BatchNorm
@@ -288,3 +291,77 @@ def test_load_classifier_reads_a_saved_auxiliary_model_as_its_classify(kind, tmp
     path = str(tmp_path / f"{kind}.npz")
     save_weights(path, model, model.get_config(), {})
     np.testing.assert_allclose(load_classifier(path).probabilities(images), expected, atol=1e-5)
+
+
+def authors_mean_over_draws(t):
+    """Their unlabelled bound's mean over draws, written out as their code has it (models/adgmssl.py,
+    build_model): rows in (class, image, draw) order, reshaped to (classes, draws, 1, images),
+    transposed to (images, draws, 1, classes) and averaged over draws. t: [K, S, B] -> [B, K]."""
+    k, s, b = t.shape
+    rows = np.transpose(t, (0, 2, 1)).reshape(-1)
+    return rows.reshape(k, s, 1, b).transpose(3, 1, 2, 0).mean(axis=(1, 2))
+
+
+def test_authors_draw_mix_is_their_reshape_and_mixes_other_images():
+    t = np.random.default_rng(6).standard_normal((10, 10, 100)).astype(np.float32)
+    mixed = tf.reduce_mean(adgm.authors_draw_mix(t), axis=1).numpy()
+    np.testing.assert_allclose(mixed.T, authors_mean_over_draws(t), rtol=1e-5, atol=1e-6)
+    # At ten draws and 100 images, row j averages draw j % 10 of images 10 s + j // 10, s = 0..9.
+    j = 37
+    np.testing.assert_allclose(mixed[:, j], t[:, j % 10, [10 * s + j // 10 for s in range(10)]].mean(axis=1), rtol=1e-5)
+    # A permutation of the (image, draw) entries, so the batch's total is kept; at one draw it is exact.
+    np.testing.assert_array_equal(np.sort(adgm.authors_draw_mix(t).numpy().ravel()), np.sort(t.ravel()))
+    one = t[:, :1]
+    np.testing.assert_array_equal(adgm.authors_draw_mix(one), one)
+
+
+def test_unlabelled_bound_with_the_authors_mix_is_theirs_and_exact_at_one_draw():
+    model = tiny("first_code")
+    x = pixels(4)
+    rng = np.random.default_rng(7)
+    for draws in (1, 2):
+        eps_a = rng.standard_normal((draws, 4, 2)).astype(np.float32)
+        eps_z = rng.standard_normal((10, draws, 4, 3)).astype(np.float32)
+        honest = adgm.unlabelled_bound(model, x, eps_a, eps_z)[0].numpy()
+        mixed = adgm.unlabelled_bound(model, x, eps_a, eps_z, authors_mix=True)[0].numpy()
+        if draws == 1:
+            np.testing.assert_allclose(mixed, honest, rtol=1e-6)
+            continue
+        a, entropy_a = adgm.sample_a(model, x, eps_a)
+        bound = adgm.bound_given_a(model, x, adgm.every_class(10)[:, None], a, eps_z)[0].numpy()  # [K, S, B]
+        entropy = np.broadcast_to(entropy_a.numpy(), (10, draws, 4))
+        lb = authors_mean_over_draws(bound + entropy)  # [B, K], their lb_u with -log q(a|x) inside
+        qy = np.mean([tf.nn.softmax(model.classify_given(a[s], x)).numpy() for s in range(draws)], axis=0)
+        np.testing.assert_allclose(mixed, np.sum(qy * (lb - np.log(qy)), axis=1), rtol=1e-5)
+        assert not np.allclose(mixed, honest)
+    with pytest.raises(ValueError, match="first_code models only"):
+        adgm.unlabelled_bound(tiny("adgm"), x, eps_a, eps_z, authors_mix=True)
+
+
+def test_class_sorted_minibatches_are_the_authors_one_digit_halves():
+    """On MNIST's 60,000 training and validation images, as their code: 600 halves of 100 in class
+    order, 592 of them one digit; every image once, every labelled image in every minibatch."""
+    y = np.concatenate([mnist.load_splits()[k][1] for k in ("train", "valid")])
+    labelled = mnist.labelled_split(y[:mnist.N_TRAIN], 100, 0)[0]
+    lab, unl = class_sorted_minibatches(labelled, y, 100)
+    assert lab.shape == unl.shape == (600, 100)
+    assert all(sorted(row) == sorted(labelled) for row in lab)
+    assert sorted(unl.ravel()) == list(range(60_000))
+    assert sum(len(set(y[row])) == 1 for row in unl) == 592
+    with pytest.raises(UserError, match="do not divide"):
+        class_sorted_minibatches(labelled, y[:150], 100)
+
+
+def test_authors_leak_trains_on_their_pool_and_stays_out_of_weights(tmp_path):
+    """Refused without --first-code; by default written under temp/, never weights/; a short run's
+    pool holds the validation images and its record says the option was on."""
+    with pytest.raises(UserError, match="add --first-code"):
+        train_M2.parse_args(["-train", "--model", "adgm", "--authors-leak"])
+    args = train_M2.parse_args(["-train", "--model", "adgm", "--first-code", "--authors-leak"])
+    assert f"{os.sep}temp{os.sep}" in args.weights and args.weights.startswith(args.out)
+    out = tmp_path / "leak"
+    train_M2.main(["-train", "--model", "adgm", "--first-code", "--authors-leak", "--samples", "2", "--subset", "200",
+                   "--epochs", "1", "--hidden", "8", "--out", str(out)])
+    record = json.loads((out / "adgm_labels100_seed0_authors_leak.json").read_text())
+    assert (record["authors_leak"], record["batches"], record["n_total"]) == (True, 4, 200)
+    assert "100 labelled, 400 unlabelled, 4 minibatches of 100 + 100" in (out / "train.log").read_text()

@@ -3,6 +3,7 @@ import glob
 import os
 import subprocess
 import sys
+import types
 
 import pytest
 
@@ -46,7 +47,7 @@ def test_the_shipped_metrics_hold_their_logs_figures_and_their_records(log):
     """Rows converted from a log of the older format (python report.py --convert) are its figures;
     rows a run wrote itself hold the same figures at full precision."""
     stem = log[:-len(".log")]
-    rows = report.read_metrics(metrics_path(stem))
+    rows = report.read_metrics(metrics_path(stem), needs=("epoch",))
     logged = report.metrics_from_log(log)
     assert [r["epoch"] for r in rows] == [r["epoch"] for r in logged]
     assert all(agrees_with_log(row, line) for row, line in zip(rows, logged))
@@ -77,10 +78,11 @@ def test_a_log_line_of_each_model_becomes_one_row():
 def test_the_figures_draw_every_run_of_the_manifest(tmp_path, capsys):
     manifest = read_json(report.MANIFEST)
     paths = [p for kind in manifest["m1m2_recipes"]["runs"] for p in kind["metrics"]]
-    paths += [run["metrics"] for run in manifest["m2_alone"]["runs"] + manifest["m2_alone"]["sweep"] + manifest["adgm"]["runs"]]
-    assert len(paths) == 37 and all(os.path.exists(os.path.join(ROOT, p)) for p in paths)
+    paths += [run["metrics"] for run in manifest["m2_alone"]["runs"] + manifest["m2_alone"]["sweep"] + manifest["adgm"]["runs"]
+              + manifest["adgm_leak"]["runs"]]
+    assert len(paths) == 39 and all(os.path.exists(os.path.join(ROOT, p)) for p in paths)
     report.main(["--out", str(tmp_path)])
-    assert sorted(os.listdir(tmp_path)) == ["adgm.png", "m1m2_recipes.png", "m2_alone.png"]
+    assert sorted(os.listdir(tmp_path)) == ["adgm.png", "adgm_leak.png", "m1m2_recipes.png", "m2_alone.png"]
     assert "| fast, on the default M1 (-87.88 nats): mean ± std of the chosen |" in capsys.readouterr().out
 
 
@@ -94,6 +96,20 @@ def test_the_adgm_figure_puts_runs_and_the_authors_log_on_one_axis_of_work(tmp_p
     assert drawn[:2] == [([20, 40], [5.0, 3.0]), ([30.0, 60.0], [5.0, 3.0])]
     assert drawn[2][0][:2] == [240, 1440] and drawn[2][1][-1] == 1.61  # the authors' epochs 10 and 60, at 24 passes each
     assert (tmp_path / "adgm.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_the_leak_figure_draws_test_and_validation_error_by_the_authors_epochs(tmp_path, monkeypatch):
+    """Our epochs of 499 steps in theirs of 600; the authors' log from its own columns."""
+    rows = tmp_path / "run.metrics.jsonl"
+    rows.write_text('{"epoch": 600, "minutes": 30.0, "test_error": 0.05, "valid_error": 0.01}\n')
+    spec = {**read_json(report.MANIFEST)["adgm_leak"],
+            "runs": [{"label": "ours", "metrics": str(rows), "steps_per_epoch": 499, "validation": "held out"}]}
+    drawn = []
+    line = types.SimpleNamespace(get_color=lambda: "k")
+    monkeypatch.setattr(report.plt.Axes, "plot", lambda ax, x, y, *args, **kw: drawn.append((list(x), list(y))) or [line])
+    report.leak_figure(spec, str(tmp_path / "leak.png"))
+    assert drawn[:2] == [([499.0], [5.0]), ([499.0], [1.0])]
+    assert drawn[2][1][-1] == 1.20 and drawn[3][1][-1] == 0.02 and drawn[3][0][-1] == 1000
 
 
 def test_the_report_and_table1_import_no_tensorflow_and_data_imports_no_models():

@@ -28,7 +28,7 @@ def fake_cell(folder, model, n, seed, test_error, done=True, minutes=30.0, run_m
 def test_the_plan_is_one_ordinary_training_command_per_cell():
     cells = table1.cells(["m1m2"], [100, 600], [0, 1], "fast")
     assert [c["command"] for c in cells] == [
-        f"python train_M2.py -train --model m1m2 --labels {n} --seed {s} --recipe fast --threads 1"
+        f"python train_M2.py -train --model m1m2 --labels {n} --seed {s} --recipe fast --threads 1 --ship"
         for n in (100, 600) for s in (0, 1)]
     # the default recipe (fast, for both models) leaves the names bare; another names itself
     assert cells[3]["stem"].endswith(os.path.join("weights", "M2", "m1m2_labels600_seed1"))
@@ -70,7 +70,7 @@ def test_adgm_and_sdgm_have_rows_at_n100_only_outside_the_one_core_total(tmp_pat
     adgm = [c for c in planned if c["model"] == "adgm"]
     assert [c["seed"] for c in adgm] == [0, 1, 2]
     assert adgm[0]["stem"] == os.path.join(str(tmp_path), "ADGM", "adgm_labels100_seed0")
-    assert adgm[0]["command"] == "python train_M2.py -train --model adgm --labels 100 --seed 0 --recipe fast --threads 1"
+    assert adgm[0]["command"] == "python train_M2.py -train --model adgm --labels 100 --seed 0 --recipe fast --threads 1 --ship"
     text = table1.markdown(planned)
     assert "| 100 | ADGM | 1.50 (1 of 3 seeds) | 170 | fast | 0.96 ± 0.02 |  |" in text
     assert "| 100 | SDGM | not yet run |" in text
