@@ -13,9 +13,11 @@ import pytest
 
 import recipes
 import report
+import run_analogy
 import table1
 import train_M1
 import train_M2
+import training
 from cli import UserError
 from conftest import ROOT
 from files import read_weights
@@ -171,3 +173,35 @@ def test_help_comes_before_tensorflow_loads(script):
             "print('tensorflow' in sys.modules, code)")
     result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=60)
     assert result.stdout.strip().endswith("False 0") and "usage:" in result.stdout, result.stdout + result.stderr
+
+
+def test_more_misuse_is_one_line(tmp_path, capsys):
+    """A folder as run_analogy's --out, M1 weights for the analogies, an unwritable folder for M1's
+    reconstructions, a corrupt record beside a run's weights (before any training), train_M1's
+    recipes, and the seeds table1.py's report has no record for."""
+    for call, message in [
+        (lambda: run_analogy.main(["--out", str(tmp_path) + os.sep]), "a folder; name the analogy figure's file"),
+        (lambda: run_analogy.main(["--weights", str(WEIGHTS / "M1" / "m1.npz"), "--out", str(tmp_path / "a.png")]),
+         "are M1 (train_M1.py), not M1+M2 (--model m1m2) or M2 on pixels"),
+        (lambda: train_M1.main(["--out", "/proc/nope/run"]), "cannot write here (No such file or directory); choose another with --out"),
+    ]:
+        with pytest.raises(UserError, match=re.escape(message)):
+            call()
+    out = tmp_path / "run"
+    out.mkdir()
+    (out / "m2_labels100_seed0.json").write_text("{not json")
+    with pytest.raises(UserError, match="unreadable"):
+        train_M2.main(["-train", "--model", "m2", "--subset", "200", "--hidden", "8", "--epochs", "1", "--out", str(out)])
+    assert not (out / "m2_labels100_seed0.npz").exists() and "epoch    1" not in (out / "train.log").read_text()
+    with pytest.raises(SystemExit):
+        train_M1.parse_args(["--recipe", "styles"])
+    assert "invalid choice: 'styles'" in capsys.readouterr().err
+    lines = table1.missing(table1.cells(["m1m2"], [100], [0, 99], "fast"))
+    assert lines == [f"m1m2 N=100 fast: no record for seed 99 ({WEIGHTS / 'M2'})"]
+
+
+def test_a_run_without_a_terminal_prints_its_progress_between_evaluations(tmp_path, capsys, monkeypatch):
+    monkeypatch.setattr(training, "PROGRESS_SECONDS", 0)
+    train_M2.main(["-train", "--model", "m2", "--subset", "200", "--hidden", "8", "--epochs", "1",
+                   "--warmup-steps", "0", "--out", str(tmp_path / "run")])
+    assert "  epoch 1: step 10 of 100, loss" in capsys.readouterr().out
