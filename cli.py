@@ -43,7 +43,7 @@ def run_cli(main):
         sys.stderr.write(f"error: {e}\n")
         sys.exit(2)
     except OSError as e:
-        sys.stderr.write(f"error: {e.filename or ''}: {e.strerror or e}\n")
+        sys.stderr.write(f"error: {str(e.filename) + ': ' if e.filename else ''}{e.strerror or e}\n")
         sys.exit(2)
     except KeyboardInterrupt:
         sys.stderr.write("interrupted: the last checkpoint and the best weights are intact\n")

@@ -11,14 +11,16 @@ from cli import UserError  # noqa: E402
 from files import atomic_write  # noqa: E402
 
 
-def digit_grid(images, rows, cols, pad=2):
-    """Tiles images [rows * cols, 784] in [0, 1] into one uint8 picture with white gaps."""
-    images = np.asarray(images).reshape(rows, cols, 28, 28)
-    size = 28 + pad
-    out = np.ones((rows * size + pad, cols * size + pad), np.float32)
+def digit_grid(images, rows, cols, pad=2, shape=(28, 28)):
+    """Tiles images [rows * cols, h * w] in [0, 1], each of shape (h, w), into one uint8 picture with
+    white gaps."""
+    h, w = shape
+    images = np.asarray(images).reshape(rows, cols, h, w)
+    out = np.ones((rows * (h + pad) + pad, cols * (w + pad) + pad), np.float32)
     for r in range(rows):
         for c in range(cols):
-            out[pad + r * size: pad + r * size + 28, pad + c * size: pad + c * size + 28] = images[r, c]
+            top, left = pad + r * (h + pad), pad + c * (w + pad)
+            out[top: top + h, left: left + w] = images[r, c]
     return (np.clip(out, 0, 1) * 255).round().astype(np.uint8)
 
 

@@ -123,8 +123,8 @@ def weights_kind(config):
     'adgm' or 'sdgm'; '' if none of these."""
     if "a_dim" in config:
         return config.get("kind", "")
-    if "likelihood" in config:
-        return "m2" if config["likelihood"] == "bernoulli" else "m1m2"
+    if "n_classes" in config:
+        return "m2" if config.get("likelihood") == "bernoulli" else "m1m2"
     return "m1" if {"x_dim", "z_dim", "hidden"} <= set(config) else ""
 
 

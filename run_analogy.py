@@ -13,7 +13,7 @@ decoded over a grid of z (the Gaussian's inverse CDF of an even grid on (0, 1)).
 import os
 
 from cli import ArgumentParser, UserError, positive_int, quiet_tensorflow, run_cli, seed_value
-from data import mnist
+from data import images, mnist
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 
@@ -34,7 +34,8 @@ def parse_args(argv=None):
                         "2-D z (default weights/M2/m2_labelsall_seed0_styles.npz), as styles.png beside --out")
     p.add_argument("--out", default=os.path.join(HERE, "temp", "analogy.png"),
                    help="analogy figure; the conditional samples go beside it as conditional.png")
-    p.add_argument("--data", default=mnist.DEFAULT_PATH, help="MNIST .npz file")
+    p.add_argument("--data", default=mnist.DEFAULT_PATH,
+                   help="images whose test set the analogies start from (default MNIST; the .npz format of data/images.py)")
     args = p.parse_args(argv)
     if args.styles and args.model_name != "m2":
         raise UserError("--styles draws an M2 on pixels with a 2-D z: leave out --model m1m2")
@@ -83,16 +84,21 @@ def main(argv=None):
         draw_styles(model, args.styles, path)
         print(f"styles: {path}")
         return
-    x_test, y_test = mnist.load_splits(args.data)["test"]
-    rows = mnist.one_per_class(y_test, args.rows, args.seed)
+    data = images.load(args.data)
+    x_test, y_test = data.splits["test"]
+    if x_test.shape[1] != model.x_dim:
+        raise UserError(f"{args.weights}: a model of images of {model.x_dim} values; {args.data}'s have {x_test.shape[1]}")
+    shape, k = images.picture_shape(data.shape, model.x_dim), model.m2.n_classes
+    zoom = max(3, 56 // shape[0])  # small images (8 x 8 digits) drawn at about two thirds of MNIST's size
+    rows = mnist.one_per_class(y_test, args.rows, args.seed, k)
     grid = model.analogies(x_test[rows], y_test[rows])
     name = "M2 on pixels" if model.m1 is None else "M1+M2"
-    save_png(args.out, digit_grid(grid.reshape(-1, 784), args.rows, 11),
-             f"{name}: test image, then its style with classes 0-9")
+    save_png(args.out, digit_grid(grid.reshape(-1, model.x_dim), args.rows, k + 1, shape=shape),
+             f"{name}: test image, then its style with classes 0-{k - 1}", zoom)
     conditional = os.path.join(os.path.dirname(os.path.abspath(args.out)), "conditional.png")
-    save_png(conditional, digit_grid(model.conditional_samples(args.samples, args.seed).reshape(-1, 784),
-                                     10, args.samples),
-             f"{name}: class 0-9 per row, one random style per column")
+    save_png(conditional, digit_grid(model.conditional_samples(args.samples, args.seed).reshape(-1, model.x_dim),
+                                     k, args.samples, shape=shape),
+             f"{name}: class 0-{k - 1} per row, one random style per column", zoom)
     print(f"analogies: {args.out}\nconditional samples: {conditional}")
 
 

@@ -9,7 +9,7 @@ import os
 from cli import (TRAINING_ONLY, ArgumentParser, UserError, check_training_flags, departures, positive_float,
                  positive_int, quiet_tensorflow, run_cli, training_flags, weights_path)
 import recipes
-from data import mnist
+from data import images, mnist
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 GIF_FRAMES = 20
@@ -25,18 +25,29 @@ def parse_args(argv=None):
     p.add_argument("--prior-sd", type=positive_float,
                    help="standard deviation of the Gaussian prior on every weight (default: the recipe's, "
                         "0.3 fast, 1 authors); a smaller one is a stronger L2 decay")
+    p.add_argument("--likelihood", choices=["bernoulli", "gaussian"],
+                   help="p(x|z): bernoulli, on the grey values binarised afresh (default: the recipe's); gaussian, "
+                        "on the values themselves, for continuous data")
+    p.add_argument("--pca", type=positive_float, metavar="K",
+                   help="M1 reads the whitened PCA components of the grey values, fitted on the first 10,000 "
+                        "training images, as the paper for SVHN (K = 600 components) and NORB (K = 0.999 of the "
+                        "variance); with --likelihood gaussian (default: the recipe's, none)")
     p.add_argument("--gif", nargs="?", const=SHIPPED_FRAMES, metavar="FRAMES",
                    help="only turn a frames file (default: the shipped M1 run's, docs/M1_training_frames.npz; "
                         "a run's is <out>/frames.npz) into M1_training.gif beside it")
     args = p.parse_args(argv)
     if args.gif and args.train:
         raise UserError("--gif only draws a GIF from a frames file; leave out -train (a training run draws its own)")
-    check_training_flags(args, TRAINING_ONLY + ("batch_size", "init", "prior_sd"))
-    departed = departures(args, {"data": mnist.DEFAULT_PATH, "subset": 0, "gif": None})
-    args.config = {**recipes.resolve("m1", args), "seed": args.seed, "subset": args.subset}
+    check_training_flags(args, TRAINING_ONLY + ("batch_size", "init", "prior_sd", "likelihood", "pca"))
+    departed = departures(args, {"data": args.data, "subset": 0, "gif": None})
+    start = images.prefix(args.data)
+    args.config = {**recipes.resolve("m1", args), "seed": args.seed, "subset": args.subset,
+                   **({"data": os.path.basename(args.data)} if start else {})}
+    if args.config["pca"] and args.config["likelihood"] != "gaussian":
+        raise UserError("--pca gives continuous components: add --likelihood gaussian")
     suffix = recipes.suffix("m1", args.config["recipe"])
-    args.out = args.out or os.path.join(HERE, "temp", "M1" + suffix)
-    args.weights = weights_path(args, os.path.join(HERE, "weights", "M1", f"m1{suffix}.npz"), args.out,
+    args.out = args.out or os.path.join(HERE, "temp", start + "M1" + suffix)
+    args.weights = weights_path(args, os.path.join(HERE, "weights", "M1", f"{start}m1{suffix}.npz"), args.out,
                                 os.path.join(HERE, "weights"), departed)
     return args
 
@@ -55,23 +66,32 @@ from models import m1  # noqa: E402
 from run_folder import RunFolder  # noqa: E402
 
 
-def load_splits(args):
-    splits = mnist.load_splits(args.data, args.subset)
-    if args.config["batch_size"] > len(splits["train"][0]):
-        raise UserError(f"--batch-size {args.config['batch_size']} exceeds the {len(splits['train'][0])} training images")
-    return splits
+def load_data(args):
+    data = images.load(args.data, args.subset)
+    n_train = len(data.splits["train"][0])
+    if args.config["batch_size"] > n_train:
+        raise UserError(f"--batch-size {args.config['batch_size']} exceeds the {n_train} training images")
+    return data
+
+
+def grid(evaluator, data):
+    """The picture of test images beside their reconstructions, in the data's image shape."""
+    return digit_grid(evaluator.reconstructions(), 8, 16,
+                      shape=images.picture_shape(data.shape, evaluator.model.image_dim))
 
 
 def evaluate(args):
     model = m1.load(args.weights)
     check_writable(os.path.dirname(args.out), "--out (the reconstructions go beside it)")
-    evaluator = m1.Evaluator(model, load_splits(args), mnist.EVAL_SEED)
+    data = load_data(args)
+    if model.image_dim != len(data.splits["test"][0][0]):
+        raise UserError(f"{args.weights}: an M1 of {model.image_dim} inputs; {args.data}'s images have {len(data.splits['test'][0][0])}")
+    evaluator = m1.Evaluator(model, data.splits, mnist.EVAL_SEED)
     bound, rec, kl = evaluator.bound("test")
     print(f"M1 {args.weights}: test bound {bound:.2f} nats (reconstruction {rec:.2f}, KL {kl:.2f}), "
           f"{evaluator.active()} of {model.z_dim} latent units active")
     path = os.path.join(os.path.dirname(args.out), "M1_reconstructions.png")
-    save_png(path, digit_grid(evaluator.reconstructions(), 8, 16),
-             "M1: test images (left of each pair) and reconstructions")
+    save_png(path, grid(evaluator, data), "M1: test images (left of each pair) and reconstructions")
     print(f"reconstructions: {path}")
 
 
@@ -91,19 +111,26 @@ def make_gif(frames):
 def train(args):
     config = args.config
     with RunFolder(args.out, args.weights) as run:
-        splits = load_splits(args)
+        data = load_data(args)
+        splits = data.splits
         x_train = splits["train"][0]
         batch_size = config["batch_size"]
         steps = len(x_train) // batch_size
         keras.utils.set_random_seed(args.seed)
-        model = m1.M1(hidden=config["hidden"], z_dim=config["z_dim"], init=config["init"])
+        pca = images.fit_pca(x_train, config["pca"]) if config["pca"] else None
+        model = m1.M1(x_train.shape[1] if pca is None else len(pca.values), hidden=config["hidden"],
+                      z_dim=config["z_dim"], init=config["init"], likelihood=config["likelihood"], pca=pca)
+        n_fitted, x_train = min(len(x_train), 10_000), model.inputs(x_train)
         optimizer = keras.optimizers.Adam(config["lr"])
         optimizer.build(model.trainable_variables)
         rng = training.make_rng(args.seed, config["rng"])
         config = {**config, "eval": f"one-sample bound, images binarised once with seed {mnist.EVAL_SEED}, "
-                                    "nats per image"}
+                                    "nats per image" if config["likelihood"] == "bernoulli" else
+                  f"one-sample bound on the grey values, noise of seed {mnist.EVAL_SEED}, nats per image"}
         average = training.MovingAverage(model.trainable_variables, config["ema"])
         run.open_checkpoints(config, model=model, optimizer=optimizer, rng=rng, average=average)
+        if pca is not None:
+            run.log(f"PCA of the first {n_fitted} training images: {len(pca.values)} whitened components")
         evaluator = m1.Evaluator(model, splits, mnist.EVAL_SEED)
         step = m1.make_train_step(model, optimizer, tf.constant(x_train), rng, len(x_train), config["prior_sd"])
 
@@ -122,10 +149,10 @@ def train(args):
 
         task = training.Task(model, optimizer, rng, training.compile_steps(step, model.trainable_variables, average),
                              epoch_batches, evaluate_epoch, describe,
-                             lambda path: save_weights(path, model, model.get_config()),
+                             lambda path: save_weights(path, model, model.get_config(), pca and pca.arrays()),
                              steps_per_call=max(1, min(steps, 50)), average=average,
                              picture=lambda epoch: add_frame(os.path.join(args.out, "frames.npz"), epoch,
-                                                             digit_grid(evaluator.reconstructions(), 8, 16)))
+                                                             grid(evaluator, data)))
         training.fit(run, task, config, args.weights, args.ckpt_minutes)
     make_gif(os.path.join(args.out, "frames.npz"))
 

@@ -13,11 +13,10 @@ import os
 from cli import (TRAINING_ONLY, ArgumentParser, UserError, check_training_flags, count, departures, number,
                  positive_int, quiet_tensorflow, run_cli, training_flags, weights_path)
 import recipes
-from data import mnist
+from data import images, mnist
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 WEIGHTS = os.path.join(HERE, "weights")
-M1_WEIGHTS = os.path.join(WEIGHTS, "M1", "m1.npz")  # models.m1.DEFAULT_WEIGHTS, named before TensorFlow loads
 AUXILIARY = ("adgm", "sdgm")
 # Flags of the auxiliary models only, and why M2 has no use for them.
 AUXILIARY_ONLY = {"samples": "M2 draws one z per image", "fixed_q_a": "M2 has no auxiliary variable",
@@ -60,8 +59,9 @@ def parse_args(argv=None):
                         "the unlabelled pool, that pool in class order and its minibatches in a fixed order, and "
                         "their average over draws that mixes images (with --first-code; for showing the leak, never "
                         "a result: its weights stay in --out)")
-    p.add_argument("--m1-weights", help="M1 weights file (m1m2 only; default weights/M1/m1.npz, or the file of "
-                                        "the M1 that the M2 weights name, beside it)")
+    p.add_argument("--m1-weights", help="M1 weights file (m1m2 only; default weights/M1/m1.npz, or "
+                                        "weights/M1/<data>_m1.npz for another --data; or the file of the M1 "
+                                        "that the M2 weights name, beside it)")
     args = p.parse_args(argv)
     check_training_flags(args, TRAINING_ONLY + ("alpha", "batches", "warmup_steps", *AUXILIARY_ONLY))
     if args.m1_weights and args.model_name != "m1m2":
@@ -75,22 +75,24 @@ def parse_args(argv=None):
         raise UserError("--authors-leak is the computation of the ADGM authors' first code: add --first-code")
     if args.first_code:
         args.fixed_q_a = True  # part of that model, and so in its record
-    departed = departures(args, {"model_name": args.model_name, "labels": args.labels, "data": mnist.DEFAULT_PATH,
-                                 "subset": 0, "m1_weights": M1_WEIGHTS})
-    n_train = args.subset or mnist.N_TRAIN
+    start = images.prefix(args.data)
+    m1_default = os.path.join(WEIGHTS, "M1", start + "m1.npz")  # the M1 that train_M1.py ships for this data
+    departed = departures(args, {"model_name": args.model_name, "labels": args.labels, "data": args.data,
+                                 "subset": 0, "m1_weights": m1_default})
+    n_train, n_classes = images.sizes(args.data, args.subset)
     if args.labels != "all" and not (args.labels.isascii() and args.labels.isdigit()):
         raise UserError(f"--labels must be a number or 'all', got {args.labels!r}")
     labels = "all" if args.labels == "all" or int(args.labels) == n_train else int(args.labels)
-    mnist.check_label_count(n_train if labels == "all" else labels, n_train)
+    mnist.check_label_count(n_train if labels == "all" else labels, n_train, n_classes)
     args.config = {**recipes.resolve(args.model_name, args, labels, n_train), "seed": args.seed,
-                   "subset": args.subset}
-    name = f"{args.model_name}_labels{labels}_seed{args.seed}" + recipes.suffix(args.model_name, args.config["recipe"])
+                   "subset": args.subset, **({"data": os.path.basename(args.data)} if start else {})}
+    name = f"{start}{args.model_name}_labels{labels}_seed{args.seed}" + recipes.suffix(args.model_name, args.config["recipe"])
     folder = recipes.FOLDERS[args.model_name]
     if args.config.get("authors_leak"):
         name += "_authors_leak"
     args.out = args.out or os.path.join(HERE, "temp", folder, name)
     args.weights = weights_path(args, os.path.join(WEIGHTS, folder, name + ".npz"), args.out, WEIGHTS, departed)
-    args.m1_weights = args.m1_weights or M1_WEIGHTS
+    args.m1_weights = args.m1_weights or m1_default
     return args
 
 
@@ -122,7 +124,7 @@ def evaluate(args):
             f"--recipe {args.config['recipe']}` to train it")
     model_module = MODULES[args.model_name]
     model, extra = model_module.load(args.weights, hint, kinds=(args.model_name,))
-    splits = mnist.load_splits(args.data, args.subset)
+    splits = images.load(args.data, args.subset).splits
     del splits["train"]  # only M2's inputs for the evaluation sets are needed
     features = load_features(source(args.model_name), splits, args.m1_weights, kept=extra.get("kept_units"),
                              m1_sha256=str(extra.get("m1_sha256", "")))
@@ -137,10 +139,11 @@ def evaluate(args):
 def train(args):
     config = args.config
     with RunFolder(args.out, args.weights) as run:
-        splits = mnist.load_splits(args.data, args.subset)
+        data = images.load(args.data, args.subset)
+        splits = data.splits
         x_train, y_train = splits["train"]
         n_labels = config["labels"]
-        labelled, unlabelled = mnist.labelled_split(y_train, n_labels, args.seed)
+        labelled, unlabelled = mnist.labelled_split(y_train, n_labels, args.seed, data.n_classes)
         if config.get("authors_leak"):
             config = {**config, "n_total": len(x_train)}
             x_train, y_train = (np.concatenate(pair) for pair in zip(splits["train"], splits["valid"]))
@@ -154,7 +157,7 @@ def train(args):
         features = load_features(source(args.model_name), splits, args.m1_weights, prune=prune)
         keras.utils.set_random_seed(args.seed)
         model_module = MODULES[args.model_name]
-        model = model_module.build(args.model_name, config, features.dim)
+        model = model_module.build(args.model_name, config, features.dim, data.n_classes)
         optimizer = keras.optimizers.Adam(config["lr"])
         optimizer.build(model.trainable_variables)
         rng = training.make_rng(args.seed, config["rng"])

@@ -90,31 +90,31 @@ def load_splits(path=DEFAULT_PATH, subset=0):
     return splits
 
 
-def check_label_count(n_labelled, n_total=N_TRAIN):
+def check_label_count(n_labelled, n_total=N_TRAIN, n_classes=N_CLASSES):
     if not (isinstance(n_labelled, (int, np.integer)) and 0 < n_labelled <= n_total
-            and n_labelled % N_CLASSES == 0):
-        raise DataError(f"labels must be a positive multiple of {N_CLASSES} and at most {n_total}, "
+            and n_labelled % n_classes == 0):
+        raise DataError(f"labels must be a positive multiple of {n_classes} and at most {n_total}, "
                         f"got {n_labelled}")
 
 
-def labelled_split(y, n_labelled, seed):
+def labelled_split(y, n_labelled, seed, n_classes=N_CLASSES):
     """A class-balanced labelled subset of n_labelled examples, and the rest.
 
     Args:
-      y: int labels [n].
-      n_labelled: positive multiple of 10, at most n.
+      y: int labels [n], 0..n_classes-1.
+      n_labelled: positive multiple of n_classes, at most n.
       seed: the draw depends on this alone.
     Returns:
       (labelled indices [n_labelled], unlabelled indices [n - n_labelled]), each sorted. With
       n_labelled = n every example is labelled, as the classes' own frequencies have it.
     """
-    check_label_count(n_labelled, len(y))
+    check_label_count(n_labelled, len(y), n_classes)
     if n_labelled == len(y):
         return np.arange(len(y)), np.arange(0)
-    per_class = n_labelled // N_CLASSES
+    per_class = n_labelled // n_classes
     rng = np.random.default_rng(seed)
     chosen = []
-    for c in range(N_CLASSES):
+    for c in range(n_classes):
         members = np.flatnonzero(y == c)
         if len(members) < per_class:
             raise DataError(f"labels={n_labelled} needs {per_class} images of class {c}, "
@@ -125,10 +125,10 @@ def labelled_split(y, n_labelled, seed):
     return labelled, unlabelled
 
 
-def one_per_class(y, n, seed):
-    """n indices: classes 0-9 in turn, a random example of each (so that rows of a figure span digits)."""
+def one_per_class(y, n, seed, n_classes=N_CLASSES):
+    """n indices: the classes in turn, a random example of each (so that rows of a figure span them)."""
     rng = np.random.default_rng(seed)
-    return np.array([rng.choice(np.flatnonzero(y == r % N_CLASSES)) for r in range(n)])
+    return np.array([rng.choice(np.flatnonzero(y == r % n_classes)) for r in range(n)])
 
 
 # Seeds the one binarisation (and posterior noise) of the evaluation images, shared by every run of

@@ -262,9 +262,9 @@ def make_train_step(model, optimizer, inputs, labels, rng, alpha, n_labelled, sa
     return step
 
 
-def build(kind, config, x_dim):
+def build(kind, config, x_dim, n_classes=10):
     """The untrained ADGM or SDGM (kind 'adgm' or 'sdgm') of a run's settings."""
-    return AuxiliaryDGM(x_dim, config["hidden"], config["a_dim"], config["z_dim"], kind=kind,
+    return AuxiliaryDGM(x_dim, config["hidden"], config["a_dim"], config["z_dim"], n_classes, kind=kind,
                         activation=config["activation"], fixed_q_a=config.get("fixed_q_a", False),
                         batchnorm=config.get("batchnorm", False), first_code=config.get("first_code", False))
 

@@ -41,9 +41,9 @@ class Features:
 
 
 def encode_kept(encoder, kept, x):
-    """q(z1|x) of grey images x [n, 784] under the M1 `encoder`, 5000 at a time: its mean and
+    """q(z1|x) of grey images x [n, x_dim] under the M1 `encoder`, 5000 at a time: its mean and
     log-variance [n, len(kept)] on the kept units."""
-    mean, logvar = in_chunks(lambda s: encoder.encode(x[s]), len(x))
+    mean, logvar = in_chunks(lambda s: encoder.encode(encoder.inputs(x[s])), len(x))
     return mean[:, kept], logvar[:, kept]
 
 
@@ -60,8 +60,11 @@ def load_features(source, splits, m1_path=None, prune=None, kept=None, m1_sha256
                         {k: splits[k][0] for k in ("valid", "test")},
                         binarize(valid, np.random.default_rng(EVAL_SEED)))
     encoder = m1.load(m1_path, m1_sha256)
+    if encoder.image_dim != splits["valid"][0].shape[1]:
+        raise UserError(f"{m1_path}: an M1 of {encoder.image_dim} inputs, for images of {splits['valid'][0].shape[1]}; "
+                        "train one on this data (train_M1.py --data) or pass it with --m1-weights")
     if kept is None:
-        kept = np.flatnonzero(m1.active_units(encoder.encode(prune)[0]).numpy())
+        kept = np.flatnonzero(m1.active_units(encoder.encode(encoder.inputs(prune))[0]).numpy())
         if len(kept) == 0:
             raise UserError(f"{m1_path}: M1 has no active latent units to classify from")
     kept = np.asarray(kept)

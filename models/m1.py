@@ -1,7 +1,8 @@
 """M1: the latent-feature model of Kingma et al. (2014), a variational auto-encoder.
 
-Generative model p(z) p(x|z) with p(z) = N(0, I) and p(x|z) = Bernoulli(decode(z)); inference model
-q(z|x) = N(mu(x), diag(exp(logvar(x)))). Training maximises, per image, the evidence lower bound
+Generative model p(z) p(x|z) with p(z) = N(0, I) and p(x|z) = Bernoulli(decode(z)) for binary images
+(grey values binarised afresh), or a diagonal Gaussian for continuous ones (`likelihood`, as the paper
+for SVHN and NORB); inference model q(z|x) = N(mu(x), diag(exp(logvar(x)))). Training maximises, per image, the evidence lower bound
 
     L(x) = E_q(z|x)[log p(x|z)] - KL(q(z|x) || p(z)) <= log p(x),
 
@@ -21,21 +22,34 @@ import numpy as np
 import tensorflow as tf
 
 from cli import UserError
+from data.images import PCA
 from data.mnist import binarize
 from files import assign_weights, check_kind, read_weights, weights_sha256
-from models.blocks import bernoulli_log_prob, gaussian_kl_standard, mlp, reparameterize, weight_prior
+from models.blocks import (bernoulli_log_prob, gaussian_kl_standard, gaussian_log_prob, mlp, reparameterize,
+                           weight_prior)
 DEFAULT_WEIGHTS = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
                                "weights", "M1", "m1.npz")
+# The Gaussian p(x|z)'s smallest log-variance, a standard deviation of 0.01 of the [0, 1] range: a pixel
+# that is constant in the data (a digit's blank corner) would otherwise gain without bound.
+MIN_LOGVAR = 2 * np.log(0.01)
 
 
 class M1(keras.Model):
-    """VAE with a diagonal Gaussian q(z|x) and a Bernoulli p(x|z); `decode` returns logits."""
+    """VAE with a diagonal Gaussian q(z|x) and a Bernoulli or Gaussian p(x|z); `decode` returns its
+    parameters (logits, or mean and log-variance concatenated)."""
 
-    def __init__(self, x_dim=784, hidden=(500, 500), z_dim=50, init="code", **kwargs):
+    def __init__(self, x_dim=784, hidden=(500, 500), z_dim=50, init="code", likelihood="bernoulli", pca=None,
+                 **kwargs):
+        """pca: a data.images.PCA whose whitened components of the grey values are what the model
+        reads (x_dim of them) and models with its Gaussian p(x|z); None: the grey values themselves."""
         super().__init__(**kwargs)
+        self.pca = pca
+        if likelihood not in ("bernoulli", "gaussian"):
+            raise ValueError(f"likelihood must be 'bernoulli' or 'gaussian', got {likelihood!r}")
         self.x_dim, self.hidden, self.z_dim, self.init = x_dim, tuple(hidden), z_dim, init
+        self.likelihood = likelihood
         self.encoder = mlp(self.hidden, 2 * z_dim, init, "encoder")
-        self.decoder = mlp(self.hidden, x_dim, init, "decoder")
+        self.decoder = mlp(self.hidden, x_dim * (2 if likelihood == "gaussian" else 1), init, "decoder")
         self.build((None, x_dim))
 
     def build(self, input_shape):
@@ -44,8 +58,8 @@ class M1(keras.Model):
         super().build(input_shape)
 
     def get_config(self):
-        return {"x_dim": self.x_dim, "hidden": list(self.hidden), "z_dim": self.z_dim,
-                "init": self.init}
+        config = {"x_dim": self.x_dim, "hidden": list(self.hidden), "z_dim": self.z_dim, "init": self.init}
+        return {**config, "likelihood": self.likelihood} if self.likelihood != "bernoulli" else config
 
     def encode(self, x):
         """q(z|x): returns mean [batch, z_dim] and log-variance [batch, z_dim]."""
@@ -55,11 +69,42 @@ class M1(keras.Model):
     reparameterize = staticmethod(reparameterize)
 
     def decode(self, z):
-        """p(x|z): Bernoulli logits [batch, x_dim]."""
+        """p(x|z): Bernoulli logits [batch, x_dim], or the Gaussian's mean and log-variance [batch, 2 x_dim]."""
         return self.decoder(z)
 
+    @property
+    def image_dim(self):
+        """Values of one image (before the PCA, if any)."""
+        return self.x_dim if self.pca is None else len(self.pca.mean)
+
+    def inputs(self, grey):
+        """What the model reads of grey images [n, image_dim] (numpy): them, or their PCA components."""
+        return grey if self.pca is None else self.pca.encode(grey)
+
+    def log_likelihood(self, x, params):
+        """log p(x|z) summed over the pixels, from decode's params: [batch]."""
+        if self.likelihood == "bernoulli":
+            return bernoulli_log_prob(x, params)
+        mean, logvar = tf.split(params, 2, axis=-1)
+        return gaussian_log_prob(x, mean, tf.maximum(logvar, MIN_LOGVAR))
+
+    def pixel_mean(self, params):
+        """E[x|z] from decode's params, for pictures: grey values [batch, image_dim] in [0, 1] (through
+        the PCA back to pixels, if any)."""
+        if self.likelihood == "bernoulli":
+            return tf.sigmoid(params)
+        mean = tf.split(params, 2, axis=-1)[0]
+        return tf.clip_by_value(mean if self.pca is None else self.pca.decode(mean), 0.0, 1.0)
+
+    def observe(self, grey, rng):
+        """What the model is trained on for grey values [batch, x_dim]: a fresh binarisation (Bernoulli),
+        or the values themselves (Gaussian). rng: a tf.random.Generator."""
+        if self.likelihood == "bernoulli":
+            return tf.cast(rng.uniform(tf.shape(grey)) < grey, tf.float32)
+        return grey
+
     def call(self, x):
-        return self.decode(self.encode(x)[0])
+        return self.pixel_mean(self.decode(self.encode(x)[0]))
 
 
 def elbo(model, x, eps):
@@ -68,14 +113,14 @@ def elbo(model, x, eps):
 
     Args:
       model: an M1.
-      x: binary images [batch, x_dim].
+      x: images [batch, x_dim], binary for a Bernoulli p(x|z).
       eps: standard normal noise [batch, z_dim] for the reparameterised sample.
     Returns:
       the bound [batch], and its terms log_px_z [batch] (reconstruction) and kl_z [batch].
     """
     mean, logvar = model.encode(x)
     z = model.reparameterize(mean, logvar, eps)
-    log_px_z = bernoulli_log_prob(x, model.decode(z))
+    log_px_z = model.log_likelihood(x, model.decode(z))
     kl_z = gaussian_kl_standard(mean, logvar)
     return log_px_z - kl_z, log_px_z, kl_z
 
@@ -95,10 +140,10 @@ def loss_fn(model, x, eps, n_train, prior_sd=1.0):
 
 def make_train_step(model, optimizer, x_train, rng, n_train, prior_sd=1.0):
     """step(indices [batch]) -> mean terms: one Adam step on training images x_train (grey values,
-    a tensor), each binarised afresh, with fresh noise."""
+    a tensor), each binarised afresh for a Bernoulli p(x|z), with fresh noise."""
     def step(indices):
         grey = tf.gather(x_train, indices)
-        x = tf.cast(rng.uniform(tf.shape(grey)) < grey, tf.float32)
+        x = model.observe(grey, rng)
         eps = rng.normal([tf.shape(grey)[0], model.z_dim])
         with tf.GradientTape() as tape:
             loss, terms = loss_fn(model, x, eps, n_train, prior_sd)
@@ -123,9 +168,10 @@ class Evaluator:
         for name in ("valid", "test"):
             rng = np.random.default_rng(eval_seed)
             grey = splits[name][0]
-            x_bin = binarize(grey, rng)
+            x = model.inputs(grey)
+            x_bin = binarize(x, rng) if model.likelihood == "bernoulli" else x
             eps = rng.standard_normal((len(x_bin), model.z_dim), np.float32)
-            self.sets[name] = (tf.constant(x_bin), tf.constant(eps), tf.constant(grey))
+            self.sets[name] = (tf.constant(x_bin), tf.constant(eps), tf.constant(x), grey)
 
     @tf.function(jit_compile=True)
     def _bound(self, x_bin, eps):
@@ -134,7 +180,7 @@ class Evaluator:
 
     def bound(self, name):
         """Mean bound, reconstruction and KL (nats per image) over the split 'valid' or 'test'."""
-        x_bin, eps, _ = self.sets[name]
+        x_bin, eps = self.sets[name][:2]
         return [float(t) for t in self._bound(x_bin, eps)]
 
     def active(self, name="valid"):
@@ -142,10 +188,12 @@ class Evaluator:
         return int(tf.reduce_sum(tf.cast(active_units(mean), tf.int32)))
 
     def reconstructions(self, n_rows=8, n_pairs=8):
-        """[n_rows * 2 n_pairs, 784] in [0, 1]: test images, each followed by its decoded posterior mean."""
-        x = self.sets["test"][2][: n_rows * n_pairs]
-        x_rec = tf.sigmoid(self.model(x)).numpy()
-        return np.stack([x.numpy(), x_rec], axis=1).reshape(-1, 784)
+        """[n_rows * 2 n_pairs, x_dim] in [0, 1]: test images, each followed by its decoded posterior mean
+        (the first test images again where there are fewer)."""
+        grey = self.sets["test"][3]
+        grey = np.resize(grey, (n_rows * n_pairs, grey.shape[1]))
+        x_rec = self.model(self.model.inputs(grey)).numpy()
+        return np.stack([grey, x_rec], axis=1).reshape(-1, grey.shape[1])
 
 
 def load(path=DEFAULT_WEIGHTS, expect_sha256=None):
@@ -156,14 +204,14 @@ def load(path=DEFAULT_WEIGHTS, expect_sha256=None):
     still load when a newer one is the default. The model's `weights_sha256` identifies it for M2
     weights trained on it.
     """
-    config, weights, _ = read_weights(path, "run `python train_M1.py -train` to train M1")
+    config, weights, extra = read_weights(path, "run `python train_M1.py -train` to train M1")
     check_kind(path, config, ("m1",))
     sha256 = weights_sha256(weights)
     if expect_sha256 is not None and sha256 != expect_sha256:
-        path, config, weights = find_by_sha256(os.path.dirname(os.path.abspath(path)), expect_sha256, path)
+        path, config, weights, extra = find_by_sha256(os.path.dirname(os.path.abspath(path)), expect_sha256, path)
         sha256 = expect_sha256
     try:
-        model = M1(**config)
+        model = M1(**config, pca=PCA.from_arrays(extra) if "pca_mean" in extra else None)
     except (TypeError, ValueError) as e:
         raise UserError(f"{path}: not M1 weights ({e})")
     assign_weights(model, weights, path)
@@ -172,15 +220,15 @@ def load(path=DEFAULT_WEIGHTS, expect_sha256=None):
 
 
 def find_by_sha256(folder, sha256, asked):
-    """(path, config, weights) of the weights file in folder whose weights have this hash."""
+    """(path, config, weights, extra) of the weights file in folder whose weights have this hash."""
     for candidate in sorted(glob.glob(os.path.join(folder, "*.npz"))):
         if os.path.abspath(candidate) == os.path.abspath(asked):
             continue  # already read, and not of this hash
         try:
-            config, weights, _ = read_weights(candidate, "")
+            config, weights, extra = read_weights(candidate, "")
         except UserError:
             continue
         if weights_sha256(weights) == sha256:
-            return candidate, config, weights
+            return candidate, config, weights, extra
     raise UserError(f"{asked} is not the M1 these M2 weights were trained on, nor is any file beside it; "
                     "pass that one with --m1-weights, or retrain M2")

@@ -195,10 +195,11 @@ def make_train_step(model, optimizer, inputs, labels, rng, alpha, n_labelled):
     return step
 
 
-def build(kind, config, x_dim):
+def build(kind, config, x_dim, n_classes=10):
     """The untrained M2 of a run's settings: on M1's features (kind 'm1m2', a Gaussian p(x|y, z)) or on
     pixels (kind 'm2', a Bernoulli)."""
-    return M2(x_dim, config["hidden"], config["z_dim"], likelihood="gaussian" if kind == "m1m2" else "bernoulli")
+    return M2(x_dim, config["hidden"], config["z_dim"], n_classes,
+              likelihood="gaussian" if kind == "m1m2" else "bernoulli")
 
 
 def train_step(config, model, optimizer, inputs, labels, rng):

@@ -25,15 +25,20 @@ class TrainedM2:
     def __init__(self, m2_model, m1_model=None, kept=None):
         self.m2, self.m1, self.kept = m2_model, m1_model, kept
 
+    @property
+    def x_dim(self):
+        """The values of one image it reads."""
+        return self.m2.x_dim if self.m1 is None else self.m1.image_dim
+
     def features(self, x):
-        """What M2 reads of grey images x [n, 784]: the pixels, or the kept units of M1's posterior mean."""
+        """What M2 reads of grey images x [n, x_dim]: the pixels, or the kept units of M1's posterior mean."""
         if self.m1 is None:
             return x
         return encode_kept(self.m1, self.kept, x)[0]
 
     def probabilities(self, images):
-        """q(y|x) [n, 10] of MNIST-shaped images (see grey_images)."""
-        return tf.nn.softmax(m2.classifier_logits(self.m2, self.features(grey_images(images)))).numpy()
+        """q(y|x) [n, K] of images of its data's shape (see grey_images)."""
+        return tf.nn.softmax(m2.classifier_logits(self.m2, self.features(grey_images(images, self.x_dim)))).numpy()
 
     def pixels(self, z, y):
         """Pixel probabilities [..., batch, 784] for z [..., batch, z_dim] and one-hot y."""
@@ -44,8 +49,8 @@ class TrainedM2:
         # Pruned M1 units carry no information about x: they get their prior mean, 0.
         place = tf.one_hot(self.kept, self.m1.z_dim)  # [kept, z_dim]
         z1 = tf.reshape(tf.tensordot(z1_kept, place, 1), [-1, self.m1.z_dim])  # M1 takes [batch, z_dim]
-        shape = tf.concat([tf.shape(z1_kept)[:-1], [self.m1.x_dim]], 0)
-        return tf.reshape(tf.sigmoid(self.m1.decode(z1)), shape)
+        shape = tf.concat([tf.shape(z1_kept)[:-1], [self.m1.image_dim]], 0)
+        return tf.reshape(self.m1.pixel_mean(self.m1.decode(z1)), shape)
 
     def analogies(self, x, y):
         """[rows, 11, 784]: each grey image x with label y, then its style (the mean of q(z|x, y))
@@ -83,17 +88,18 @@ class TrainedAuxiliary:
         self.model = model
 
     def probabilities(self, images):
-        """q(y|x) [n, 10] of MNIST-shaped images (see grey_images)."""
-        return tf.nn.softmax(m2.classifier_logits(self.model, grey_images(images))).numpy()
+        """q(y|x) [n, K] of images of its data's shape (see grey_images)."""
+        return tf.nn.softmax(m2.classifier_logits(self.model, grey_images(images, self.model.x_dim))).numpy()
 
 
-def grey_images(images):
-    """Grey values [n, 784] in [0, 1] of MNIST-shaped images: [n, 28, 28] or [n, 784], uint8 bytes
-    (0-255) or grey values in [0, 1]. ValueError for any other shape or range."""
+def grey_images(images, x_dim=784):
+    """Grey values [n, x_dim] in [0, 1] of images [n, ...] of x_dim values each ([n, 28, 28] or [n, 784]
+    for MNIST), uint8 bytes (0-255) or grey values in [0, 1]. ValueError for any other shape or range."""
     x = np.asarray(images)
-    if x.ndim not in (2, 3) or x.shape[1:] not in ((784,), (28, 28)):
-        raise ValueError(f"images must be [n, 28, 28] or [n, 784], got shape {x.shape}")
-    x = x.reshape(len(x), 784)
+    if x.ndim < 2 or int(np.prod(x.shape[1:])) != x_dim:
+        raise ValueError(f"images must be [n, ...] of {x_dim} values each ([n, 28, 28] or [n, 784] for MNIST), "
+                         f"got shape {x.shape}")
+    x = x.reshape(len(x), x_dim)
     x = x.astype(np.float32) / 255.0 if x.dtype == np.uint8 else x.astype(np.float32)
     if len(x) and not (np.all(np.isfinite(x)) and x.min() >= 0.0 and x.max() <= 1.0):
         raise ValueError("grey values must lie in [0, 1] (or be uint8 bytes)")

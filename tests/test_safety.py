@@ -162,7 +162,7 @@ def test_an_empty_batch_has_empty_probabilities_and_analogies_want_digits():
 
 def test_the_scripts_name_the_shipped_m1_and_every_model_before_tensorflow_loads():
     from models import m1
-    assert train_M2.M1_WEIGHTS == m1.DEFAULT_WEIGHTS and list(train_M2.MODULES) == list(recipes.FOLDERS)
+    assert train_M2.parse_args([]).m1_weights == m1.DEFAULT_WEIGHTS and list(train_M2.MODULES) == list(recipes.FOLDERS)
 
 
 @pytest.mark.parametrize("script", ["train_M1.py", "train_M2.py", "run_analogy.py"])

@@ -72,7 +72,7 @@ def test_adgm_and_sdgm_have_rows_at_n100_only_outside_the_one_core_total(tmp_pat
     assert adgm[0]["stem"] == os.path.join(str(tmp_path), "ADGM", "adgm_labels100_seed0")
     assert adgm[0]["command"] == "python train_M2.py -train --model adgm --labels 100 --seed 0 --recipe fast --threads 1 --ship"
     text = table1.markdown(planned)
-    assert "| 100 | ADGM | 1.50 (1 of 3 seeds) | 170 | fast | 0.96 ± 0.02 |  |" in text
+    assert "| 100 | ADGM | 1.50 (1 of 3 seeds) | 170 | fast | 0.96 ± 0.02 † |  |" in text
     assert "| 100 | SDGM | not yet run |" in text
     assert not re.search(r"\| (600|1000|3000) \| [AS]DGM", text)
     assert "\n1 run, 55 minutes (0.9 hours) of one core in all." in text
