@@ -124,7 +124,7 @@ def weights_kind(config):
     if "a_dim" in config:
         return config.get("kind", "")
     if "n_classes" in config:
-        return "m2" if config.get("likelihood") == "bernoulli" else "m1m2"
+        return "m2" if config.get("on_pixels", config.get("likelihood") == "bernoulli") else "m1m2"
     return "m1" if {"x_dim", "z_dim", "hidden"} <= set(config) else ""
 
 

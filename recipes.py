@@ -67,13 +67,13 @@ RECIPES = {
              "small": {**M2_MODEL, "hidden": [300], "epochs": 450, "lr": 1e-3, "lr_decay_epochs": 250,
                        "warmup_steps": 0, "ema": 0.0, "alpha": 1.0}},
     "m2": {"fast": {**M2_MODEL, "epochs": 120, "lr": 3e-3, "lr_decay_epochs": 40, "warmup_steps": 2000,
-                    "ema": 0.0},
-           "authors": AUTHORS_M2,
+                    "ema": 0.0, "likelihood": "bernoulli"},
+           "authors": {**AUTHORS_M2, "likelihood": "bernoulli"},
            # For the paper's Figure 1(a), with every label: a 2-D z, drawn as a grid of handwriting styles.
            "styles": {**M2_MODEL, "z_dim": 2, "epochs": 150, "lr": 1e-3, "lr_decay_epochs": 50,
-                      "warmup_steps": 0, "ema": 0.0},
+                      "warmup_steps": 0, "ema": 0.0, "likelihood": "bernoulli"},
            "small": {**M2_MODEL, "epochs": 300, "lr": 3e-3, "lr_decay_epochs": 100, "warmup_steps": 2000,
-                     "ema": 0.0, "alpha": 1.0}},
+                     "ema": 0.0, "alpha": 1.0, "likelihood": "bernoulli"}},
     "adgm": {"fast": FAST_AUXILIARY, "authors": AUTHORS_AUXILIARY},
     "sdgm": {"fast": FAST_SDGM, "authors": AUTHORS_SDGM},
 }

@@ -59,11 +59,17 @@ def parse_args(argv=None):
                         "the unlabelled pool, that pool in class order and its minibatches in a fixed order, and "
                         "their average over draws that mixes images (with --first-code; for showing the leak, never "
                         "a result: its weights stay in --out)")
+    p.add_argument("--likelihood", choices=["bernoulli", "gaussian"],
+                   help="p(x|y, z) of M2 on pixels: bernoulli, on the grey values binarised afresh (default: the "
+                        "recipe's); gaussian, on the values themselves (m2 only)")
     p.add_argument("--m1-weights", help="M1 weights file (m1m2 only; default weights/M1/m1.npz, or "
                                         "weights/M1/<data>_m1.npz for another --data; or the file of the M1 "
                                         "that the M2 weights name, beside it)")
     args = p.parse_args(argv)
-    check_training_flags(args, TRAINING_ONLY + ("alpha", "batches", "warmup_steps", *AUXILIARY_ONLY))
+    check_training_flags(args, TRAINING_ONLY + ("alpha", "batches", "warmup_steps", "likelihood", *AUXILIARY_ONLY))
+    if args.likelihood and args.model_name != "m2":
+        raise UserError(f"--likelihood is for --model m2: {args.model_name}'s p(x|.) is "
+                        + ("a Gaussian over M1's features" if args.model_name == "m1m2" else "a Bernoulli"))
     if args.m1_weights and args.model_name != "m1m2":
         raise UserError(f"--m1-weights is for --model m1m2: {args.model_name} reads pixels")
     for flag, why in AUXILIARY_ONLY.items():
@@ -127,6 +133,7 @@ def evaluate(args):
     splits = images.load(args.data, args.subset).splits
     del splits["train"]  # only M2's inputs for the evaluation sets are needed
     features = load_features(source(args.model_name), splits, args.m1_weights, kept=extra.get("kept_units"),
+                             binary=getattr(model, "likelihood", "bernoulli") == "bernoulli",
                              m1_sha256=str(extra.get("m1_sha256", "")))
     v_bound = model_module.validation_bound(model, features.valid_bound_x, splits["valid"][1], mnist.EVAL_SEED)
     v_err = model_module.error_rate(model, features.eval["valid"], splits["valid"][1])
@@ -154,7 +161,8 @@ def train(args):
         else:
             batches = minibatches(labelled, unlabelled, config["batches"], args.seed, config.get("labelled_per_batch"))
         prune = x_train[(unlabelled if len(unlabelled) else labelled)[:N_PRUNE]]
-        features = load_features(source(args.model_name), splits, args.m1_weights, prune=prune)
+        features = load_features(source(args.model_name), splits, args.m1_weights, prune=prune,
+                                 binary=config.get("likelihood", "bernoulli") == "bernoulli")
         keras.utils.set_random_seed(args.seed)
         model_module = MODULES[args.model_name]
         model = model_module.build(args.model_name, config, features.dim, data.n_classes)

@@ -1,5 +1,7 @@
 """Building blocks that the models share: initialisers, the activation, MLPs (plain, and on several
 inputs at once), the log-densities and KL of the bounds, the weight prior, and evaluation in chunks."""
+import math
+
 import keras
 import numpy as np
 import tensorflow as tf
@@ -157,6 +159,11 @@ def gaussian_kl_standard(mean, logvar):
 def bernoulli_log_prob(x, logits):
     """log Bernoulli(x | sigmoid(logits)) summed over the last axis: [..., batch]."""
     return tf.reduce_sum(tfd.Bernoulli(logits=logits, dtype=x.dtype).log_prob(x), axis=-1)
+
+
+# The smallest log-variance of a Gaussian over grey values, a standard deviation of 0.01 of the [0, 1]
+# range: a pixel that is constant in the data (a digit's blank corner) would otherwise gain without bound.
+MIN_PIXEL_LOGVAR = 2 * math.log(0.01)
 
 
 def gaussian_log_prob(x, mean, logvar):

@@ -28,6 +28,7 @@ class Features:
     valid_bound_x: np.ndarray = None
     kept: np.ndarray = None
     m1_sha256: str = ""
+    binary: bool = True  # pixels binarised afresh (a Bernoulli M2), else read as grey values
 
     @property
     def dim(self):
@@ -36,7 +37,7 @@ class Features:
     def sample(self, loc, logvar, rng):
         """A fresh training example from its stored parameters (inside the train step)."""
         if self.source == "m2":
-            return tf.cast(rng.uniform(tf.shape(loc)) < loc, tf.float32)
+            return tf.cast(rng.uniform(tf.shape(loc)) < loc, tf.float32) if self.binary else loc
         return loc + tf.exp(0.5 * logvar) * rng.normal(tf.shape(loc))
 
 
@@ -47,8 +48,9 @@ def encode_kept(encoder, kept, x):
     return mean[:, kept], logvar[:, kept]
 
 
-def load_features(source, splits, m1_path=None, prune=None, kept=None, m1_sha256=None):
-    """Features of the splits ('train' only if present) for source 'm2' (pixels) or 'm1m2'.
+def load_features(source, splits, m1_path=None, prune=None, kept=None, m1_sha256=None, binary=True):
+    """Features of the splits ('train' only if present) for source 'm2' (pixels: binarised if binary,
+    as a Bernoulli M2 reads them, else grey values) or 'm1m2'.
 
     For m1m2: M1 from m1_path (refused unless its hash is m1_sha256, when given), keeping the units
     `kept` or, when not given, those active on the training images `prune`.
@@ -58,7 +60,7 @@ def load_features(source, splits, m1_path=None, prune=None, kept=None, m1_sha256
         valid = splits["valid"][0]
         return Features("m2", train, None if train is None else np.zeros((len(train), 0), np.float32),
                         {k: splits[k][0] for k in ("valid", "test")},
-                        binarize(valid, np.random.default_rng(EVAL_SEED)))
+                        binarize(valid, np.random.default_rng(EVAL_SEED)) if binary else valid, binary=binary)
     encoder = m1.load(m1_path, m1_sha256)
     if encoder.image_dim != splits["valid"][0].shape[1]:
         raise UserError(f"{m1_path}: an M1 of {encoder.image_dim} inputs, for images of {splits['valid'][0].shape[1]}; "

@@ -25,13 +25,10 @@ from cli import UserError
 from data.images import PCA
 from data.mnist import binarize
 from files import assign_weights, check_kind, read_weights, weights_sha256
-from models.blocks import (bernoulli_log_prob, gaussian_kl_standard, gaussian_log_prob, mlp, reparameterize,
-                           weight_prior)
+from models.blocks import (MIN_PIXEL_LOGVAR, bernoulli_log_prob, gaussian_kl_standard, gaussian_log_prob, mlp,
+                           reparameterize, weight_prior)
 DEFAULT_WEIGHTS = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
                                "weights", "M1", "m1.npz")
-# The Gaussian p(x|z)'s smallest log-variance, a standard deviation of 0.01 of the [0, 1] range: a pixel
-# that is constant in the data (a digit's blank corner) would otherwise gain without bound.
-MIN_LOGVAR = 2 * np.log(0.01)
 
 
 class M1(keras.Model):
@@ -86,7 +83,7 @@ class M1(keras.Model):
         if self.likelihood == "bernoulli":
             return bernoulli_log_prob(x, params)
         mean, logvar = tf.split(params, 2, axis=-1)
-        return gaussian_log_prob(x, mean, tf.maximum(logvar, MIN_LOGVAR))
+        return gaussian_log_prob(x, mean, tf.maximum(logvar, MIN_PIXEL_LOGVAR))
 
     def pixel_mean(self, params):
         """E[x|z] from decode's params, for pictures: grey values [batch, image_dim] in [0, 1] (through

@@ -29,8 +29,8 @@ import tensorflow as tf
 
 from cli import UserError
 
-from models.blocks import (JointMLP, bernoulli_log_prob, gaussian_kl_standard, gaussian_log_prob, in_chunks, load_model,
-                           mlp, reparameterize, weight_prior)
+from models.blocks import (MIN_PIXEL_LOGVAR, JointMLP, bernoulli_log_prob, gaussian_kl_standard, gaussian_log_prob,
+                           in_chunks, load_model, mlp, reparameterize, weight_prior)
 
 
 class M2(keras.Model):
@@ -40,10 +40,13 @@ class M2(keras.Model):
     """
 
     def __init__(self, x_dim, hidden=(500,), z_dim=50, n_classes=10, likelihood="gaussian",
-                 init="paper", **kwargs):
+                 init="paper", on_pixels=None, **kwargs):
+        """on_pixels: x is grey values (a Gaussian's variance then has a floor, MIN_PIXEL_LOGVAR), not M1's
+        features; by default, as the likelihood says (Bernoulli: pixels, Gaussian: M1's features)."""
         super().__init__(**kwargs)
         if likelihood not in ("gaussian", "bernoulli"):
             raise ValueError(f"likelihood must be 'gaussian' or 'bernoulli', got {likelihood!r}")
+        self.on_pixels = likelihood == "bernoulli" if on_pixels is None else on_pixels
         self.x_dim, self.hidden, self.z_dim = x_dim, tuple(hidden), z_dim
         self.n_classes, self.likelihood, self.init = n_classes, likelihood, init
         self.classifier = mlp(self.hidden, n_classes, init, "classifier")
@@ -56,8 +59,10 @@ class M2(keras.Model):
         self.decode(self.encode(x0, y0)[0], y0)
 
     def get_config(self):
-        return {"x_dim": self.x_dim, "hidden": list(self.hidden), "z_dim": self.z_dim,
-                "n_classes": self.n_classes, "likelihood": self.likelihood, "init": self.init}
+        config = {"x_dim": self.x_dim, "hidden": list(self.hidden), "z_dim": self.z_dim,
+                  "n_classes": self.n_classes, "likelihood": self.likelihood, "init": self.init}
+        # Only the Gaussian M2 on pixels says so: files of the others read as before.
+        return {**config, "on_pixels": True} if self.on_pixels and self.likelihood == "gaussian" else config
 
     def classify(self, x):
         """q(y|x): logits [batch, K]."""
@@ -79,7 +84,7 @@ class M2(keras.Model):
         if self.likelihood == "bernoulli":
             return bernoulli_log_prob(x, params)
         mean, logvar = tf.split(params, 2, axis=-1)
-        return gaussian_log_prob(x, mean, logvar)
+        return gaussian_log_prob(x, mean, tf.maximum(logvar, MIN_PIXEL_LOGVAR) if self.on_pixels else logvar)
 
     def call(self, x):
         return self.classify(x)
@@ -197,9 +202,9 @@ def make_train_step(model, optimizer, inputs, labels, rng, alpha, n_labelled):
 
 def build(kind, config, x_dim, n_classes=10):
     """The untrained M2 of a run's settings: on M1's features (kind 'm1m2', a Gaussian p(x|y, z)) or on
-    pixels (kind 'm2', a Bernoulli)."""
+    pixels (kind 'm2', the settings' likelihood: Bernoulli unless told)."""
     return M2(x_dim, config["hidden"], config["z_dim"], n_classes,
-              likelihood="gaussian" if kind == "m1m2" else "bernoulli")
+              likelihood="gaussian" if kind == "m1m2" else config.get("likelihood", "bernoulli"), on_pixels=kind != "m1m2")
 
 
 def train_step(config, model, optimizer, inputs, labels, rng):
@@ -250,7 +255,7 @@ def load(path, missing_hint, kinds=("m1m2", "m2")):
     (m1_sha256, kept_units); UserError if missing, corrupt, not of `kinds` (M1+M2, M2 on pixels), or
     an M1+M2 without the M1 units it reads."""
     model, extra = load_model(M2, path, missing_hint, kinds)
-    if model.likelihood != "bernoulli" and not ({"kept_units", "m1_sha256"} <= set(extra)):
+    if not model.on_pixels and not ({"kept_units", "m1_sha256"} <= set(extra)):
         raise UserError(f"{path}: M1+M2 weights without the M1 they read (extra_kept_units, extra_m1_sha256); "
                         "retrain them or restore the file")
     return model, extra

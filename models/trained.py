@@ -43,8 +43,10 @@ class TrainedM2:
     def pixels(self, z, y):
         """Pixel probabilities [..., batch, 784] for z [..., batch, z_dim] and one-hot y."""
         params = self.m2.decode(z, y)
-        if self.m1 is None:
+        if self.m1 is None and self.m2.likelihood == "bernoulli":
             return tf.sigmoid(params)
+        if self.m1 is None:
+            return tf.clip_by_value(tf.split(params, 2, axis=-1)[0], 0.0, 1.0)
         z1_kept = tf.split(params, 2, axis=-1)[0]
         # Pruned M1 units carry no information about x: they get their prior mean, 0.
         place = tf.one_hot(self.kept, self.m1.z_dim)  # [kept, z_dim]
@@ -110,7 +112,7 @@ def load(path, m1_path=m1.DEFAULT_WEIGHTS, missing_hint=""):
     """The TrainedM2 of the M2 weights at path: an M2 on pixels as it is, a stacked M1+M2 through
     the M1 at m1_path or beside it (refused unless it is the M1 the M2 was trained on)."""
     model, extra = m2.load(path, missing_hint)
-    if model.likelihood == "bernoulli":
+    if model.on_pixels:
         return TrainedM2(model)
     return TrainedM2(model, m1.load(m1_path, str(extra.get("m1_sha256", ""))), np.asarray(extra["kept_units"]))
 

@@ -10,7 +10,8 @@ import train_M1
 import train_M2
 from cli import UserError
 from data import images
-from models import m1
+from models import m1, m2
+from models.blocks import MIN_PIXEL_LOGVAR
 from models.trained import load_classifier
 from tools import digits
 
@@ -89,14 +90,14 @@ def test_the_gaussian_elbo_is_the_densities_and_its_variance_has_a_floor():
     mean, logvar = model.encode(x)
     z = mean + tf.exp(0.5 * logvar) * eps
     x_mean, x_logvar = tf.split(model.decode(z), 2, axis=-1)
-    x_logvar = tf.maximum(x_logvar, m1.MIN_LOGVAR)
+    x_logvar = tf.maximum(x_logvar, MIN_PIXEL_LOGVAR)
     expected = tfd.Independent(tfd.Normal(x_mean, tf.exp(0.5 * x_logvar)), 1).log_prob(x)
     np.testing.assert_allclose(log_px, expected, rtol=1e-5)
     np.testing.assert_allclose(bound, log_px - kl, rtol=1e-6)
     out = model.decoder.layers[-1]
     out.bias.assign(np.concatenate([np.zeros(5), np.full(5, -100.0)]).astype(np.float32))
     out.kernel.assign(np.zeros_like(out.kernel))
-    assert np.all(m1.elbo(model, np.zeros((1, 5), np.float32), eps[:1])[1] <= 5 * (-m1.MIN_LOGVAR / 2))
+    assert np.all(m1.elbo(model, np.zeros((1, 5), np.float32), eps[:1])[1] <= 5 * (-MIN_PIXEL_LOGVAR / 2))
 
 
 def test_digits_train_and_evaluate_end_to_end(tmp_path, digits_file, capsys):
@@ -154,3 +155,20 @@ def test_an_m1_on_pca_components_keeps_its_pca_and_draws_pixels(tmp_path, digits
     assert model(model.inputs(grey)).shape == (5, 64)
     with pytest.raises(UserError, match="add --likelihood gaussian"):
         train_M1.parse_args(["-train", "--pca", "20"])
+
+
+def test_a_gaussian_m2_on_pixels_reads_grey_values_and_is_an_m2(tmp_path, digits_file, capsys):
+    train_M2.main(["-train", "--model", "m2", "--likelihood", "gaussian", "--data", str(digits_file), "--recipe", "small",
+                   "--labels", "50", "--epochs", "1", "--warmup-steps", "5", "--hidden", "8", "--out", str(tmp_path / "g")])
+    path = str(tmp_path / "g" / "digits_m2_labels50_seed0_small.npz")
+    model, _ = m2.load(path, "")
+    assert (model.likelihood, model.on_pixels) == ("gaussian", True)
+    x = np.zeros((1, 64), np.float32)
+    params = tf.concat([tf.zeros([1, 64]), tf.fill([1, 64], -100.0)], axis=-1)
+    np.testing.assert_allclose(model.log_px(x, params), 64 * (-0.5 * np.log(2 * np.pi) - MIN_PIXEL_LOGVAR / 2), rtol=1e-5)
+    capsys.readouterr()
+    train_M2.main(["--model", "m2", "--data", str(digits_file), "--weights", path])
+    assert "test error" in capsys.readouterr().out
+    assert load_classifier(path).probabilities(np.load(digits_file)["x_test"][:3]).shape == (3, 10)
+    with pytest.raises(UserError, match="--likelihood is for --model m2"):
+        train_M2.parse_args(["-train", "--likelihood", "gaussian"])
