@@ -2,6 +2,7 @@
 (`load_digits`) converted, trained on end to end, evaluated and drawn."""
 import numpy as np
 import pytest
+from sklearn.datasets import load_digits
 import tensorflow as tf
 import tensorflow_probability as tfp
 
@@ -31,6 +32,10 @@ def test_load_digits_becomes_the_fixed_split_the_project_ships(digits_file):
         "x_train": (1100, 8, 8), "y_train": (1100,), "x_valid": (200, 8, 8), "y_valid": (200,),
         "x_test": (497, 8, 8), "y_test": (497,)}
     assert arrays["x_train"].dtype == np.uint8 and arrays["x_train"].max() == 255
+    original = load_digits()  # every image once, its levels 0-16 as bytes
+    ours = np.concatenate([arrays[f"x_{s}"] for s in ("train", "valid", "test")]).reshape(len(original.images), -1)
+    theirs = np.round(original.images * 255 / 16).astype(np.uint8).reshape(len(original.images), -1)
+    assert np.array_equal(np.unique(ours, axis=0), np.unique(theirs, axis=0))
     assert np.bincount(arrays["y_train"]).tolist() == [109, 112, 108, 112, 111, 112, 111, 109, 106, 110]  # stratified
     shipped = np.load(digits.DEFAULT_PATH)
     assert all(np.array_equal(shipped[k], v) for k, v in arrays.items())
