@@ -12,16 +12,18 @@ decoded over a grid of z (the Gaussian's inverse CDF of an even grid on (0, 1)).
 """
 import os
 
-from cli import ArgumentParser, UserError, positive_int, quiet_tensorflow, run_cli, seed_value
-from data import images, mnist
+from ssdgm.data import images, mnist
+from ssdgm.models import registry
+from ssdgm.training.cli import ArgumentParser, UserError, positive_int, run_cli, seed_value
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 
 
 def parse_args(argv=None):
+    drawn = [spec for spec in registry.SPECS.values() if spec.draws]
     p = ArgumentParser(description="Analogy grid and class-conditional samples of a trained M2.")
-    p.add_argument("--model", dest="model_name", choices=["m2", "m1m2"], default="m2",
-                   help="m2: M2 on pixels (default, as the paper's figure); m1m2: M2 on M1's features")
+    p.add_argument("--model", choices=[s.name for s in drawn], default="m2",
+                   help="; ".join(f"{s.name}: {s.what}" for s in drawn) + " (default m2, as the paper's figure)")
     p.add_argument("--weights", help="M2 weights (default weights/M2/m2_labelsall_seed0_authors.npz, "
                                      "or m1m2_labels100_seed0.npz for --model m1m2)")
     p.add_argument("--m1-weights", default=os.path.join(HERE, "weights", "M1", "m1.npz"),
@@ -37,51 +39,38 @@ def parse_args(argv=None):
     p.add_argument("--data", default=mnist.DEFAULT_PATH,
                    help="images whose test set the analogies start from (default MNIST; the .npz format of data/images.py)")
     args = p.parse_args(argv)
-    if args.styles and args.model_name != "m2":
-        raise UserError("--styles draws an M2 on pixels with a 2-D z: leave out --model m1m2")
-    name = "m2_labelsall_seed0_styles" if args.styles else (
-        "m2_labelsall_seed0_authors" if args.model_name == "m2" else "m1m2_labels100_seed0")
-    args.weights = args.weights or os.path.join(HERE, "weights", "M2", name + ".npz")
+    spec = registry.get(args.model)
+    if args.styles and "styles" not in spec.recipes:
+        raise UserError(f"--styles draws a model of the styles recipe (a 2-D z): {spec.name} has none")
+    if args.out.endswith(os.sep) or os.path.isdir(args.out):
+        raise UserError(f"--out {args.out}: a folder; name the analogy figure's file, e.g. {os.path.join(args.out, 'analogy.png')}")
+    labels, recipe = spec.draws["labels"], "styles" if args.styles else spec.draws["recipe"]
+    flags = f"--model {spec.name} --labels {labels}" + ("" if recipe == spec.default_recipe else f" --recipe {recipe}")
+    args.hint = f"run `python train_M2.py -train {flags}{spec.draws.get('extra', '') if not args.styles else ''}` to train it"
+    args.weights = args.weights or os.path.join(HERE, "weights", spec.folder,
+                                                spec.weights_name(recipe, "", labels, 0) + ".npz")
+    args.reads = spec.reads
     return args
-
-
-if __name__ == "__main__":
-    run_cli(parse_args)  # --help and every flag's error at once, before TensorFlow loads (seconds)
-quiet_tensorflow()
-import numpy as np  # noqa: E402
-
-from figures import digit_grid, save_png  # noqa: E402
-from files import check_writable  # noqa: E402
-from models import trained  # noqa: E402
-
-
-def draw_styles(model, n, path):
-    """Figure 1(a): a panel of n x n styles per class, classes 0-4 over 5-9."""
-    try:
-        grids = model.style_grids(n)
-    except ValueError as e:
-        raise UserError(f"--styles: {e}")
-    panels = [digit_grid(grid, n, n) for grid in grids]
-    gap = np.full((panels[0].shape[0], 12), 255, np.uint8)
-    rows = [np.concatenate(sum([[p, gap] for p in panels[i: i + 5]], [])[:-1], axis=1) for i in (0, 5)]
-    picture = np.concatenate([rows[0], np.full((12, rows[0].shape[1]), 255, np.uint8), rows[1]], axis=0)
-    save_png(path, picture, "M2 on pixels with a 2-D z: classes 0-9, each over a grid of z", zoom=1)
 
 
 def main(argv=None):
     args = parse_args(argv)
-    if args.out.endswith(os.sep) or os.path.isdir(args.out):
-        raise UserError(f"--out {args.out}: a folder; name the analogy figure's file, e.g. {os.path.join(args.out, 'analogy.png')}")
+
+    from ssdgm.files import check_writable
+    from ssdgm.models import trained
+    from ssdgm.training.figures import digit_grid, save_png, styles_picture
     check_writable(os.path.dirname(os.path.abspath(args.out)), "--out")
-    hint = ("run `python train_M2.py -train --model m2 --labels all --recipe styles` to train it" if args.styles else
-            "run `python train_M2.py -train --model m2 --labels all --recipe authors --epochs 400` to train it"
-            if args.model_name == "m2" else "run `python train_M2.py -train` to train it")
-    model = trained.load(args.weights, args.m1_weights, hint)
-    if (model.m1 is None) != (args.model_name == "m2"):
+    model = trained.load(args.weights, args.m1_weights, args.hint)
+    if (model.m1 is None) != (args.reads == "pixels"):
         raise UserError(f"{args.weights}: an M2 for the other --model")
     if args.styles:
         path = os.path.join(os.path.dirname(os.path.abspath(args.out)), "styles.png")
-        draw_styles(model, args.styles, path)
+        try:
+            grids = model.style_grids(args.styles)
+        except ValueError as e:
+            raise UserError(f"--styles: {e}")
+        save_png(path, styles_picture(grids, args.styles), "M2 on pixels with a 2-D z: classes 0-9, each over a grid of z",
+                 zoom=1)
         print(f"styles: {path}")
         return
     data = images.load(args.data)

@@ -19,45 +19,46 @@ import time
 import matplotlib.ticker
 import numpy as np
 
-import recipes
-import report
-from cli import ArgumentParser, UserError, count, run_cli, seed_value
-from figures import plt, save_figure
-from files import atomic_write, metrics_path, read_json
+from ssdgm.files import atomic_write, metrics_path, read_json
+from ssdgm.models import registry
+from ssdgm.tools import report
+from ssdgm.training.cli import ArgumentParser, UserError, count, run_cli, seed_value
+from ssdgm.training.figures import save_figure, subplots
 
 ROOT = os.path.dirname(os.path.abspath(__file__))
 WEIGHTS = os.path.join(ROOT, "weights")
 README = os.path.join(ROOT, "README.md")
 SWEEP_OUTPUT = os.path.join(ROOT, "temp", "table1")  # each cell's console output
+DETAILS = os.path.join(ROOT, "docs", "table1.md")
 LABELS = (100, 600, 1000, 3000)
-MODELS = ("m1m2", "m2")  # the paper's Table 1
-AUXILIARY = ("adgm", "sdgm")  # at N=100 only, as their paper
-NAMES = {"m1m2": "M1+M2", "m2": "M2", "adgm": "ADGM", "sdgm": "SDGM"}
-# Labelled splits (seeds) a cell is run on: five at N=100, where the split moves the error most.
-SEEDS = {100: (0, 1, 2, 3, 4), 600: (0, 1, 2), 1000: (0, 1, 2), 3000: (0, 1, 2)}
-AUXILIARY_SEEDS = (0, 1, 2)
-# The paper's Table 1 (for ADGM and SDGM their own paper's) and the best public version (PyTorch, one
-# seed), for comparison only. A model is run at the N it has a paper figure for.
-PAPER = {("m2", 100): "11.97 ± 1.71", ("m2", 600): "4.94 ± 0.13", ("m2", 1000): "3.60 ± 0.56",
-         ("m2", 3000): "3.92 ± 0.63", ("m1m2", 100): "3.33 ± 0.14", ("m1m2", 600): "2.59 ± 0.05",
-         ("m1m2", 1000): "2.40 ± 0.02", ("m1m2", 3000): "2.18 ± 0.04", ("adgm", 100): "0.96 ± 0.02 †",
-         ("sdgm", 100): "1.32 ± 0.07"}
-PYTORCH = {("m2", 100): "7.15", ("m1m2", 100): "2.80", ("m1m2", 600): "2.35", ("m1m2", 1000): "2.45",
-           ("m1m2", 3000): "2.44"}
+RECIPES = ("fast", "authors")
+# Every model with a paper figure is a row of the table (registry order); the paper's Table 1 has those
+# at every N, the default of --models. The auxiliary models' paper gives N=100 only.
+MODELS = tuple(s.name for s in registry.SPECS.values() if s.paper)
+PAPER_MODELS = tuple(m for m in MODELS if set(LABELS) <= set(registry.get(m).paper))
+# Rows of the README's table for the models without a test error: N, the model, its record under
+# weights/, the figure read from it, how it reads, the best public figure.
+OTHER_ROWS = (("0", "M1, 784-500-500-50", "M1/m1.json", "test_bound", "{:.2f} nats (test bound)",
+               "-87.17 nats (the authors' released M1, evaluated here)"),
+              ("all", "M2 (the analogy model)", "M2/m2_labelsall_seed0_authors.json", "valid_labelled_bound",
+               "{:.2f} nats (validation bound)", ""),
+              ("all", "M2 with a 2-D z (the styles figure)", "M2/m2_labelsall_seed0_styles.json",
+               "valid_labelled_bound", "{:.2f} nats (validation bound)", ""))
 BEGIN, END = "<!-- table1 -->", "<!-- /table1 -->"
 
 
 def cells(models, labels, seeds, recipe, weights=WEIGHTS):
     """Table 1's cells, in order: (model, N, seed), each with the ordinary `train_M2.py -train`
     command that trains it (one thread) and the stem of its weights, JSON, log and metrics; seeds
-    None: each N's own (SEEDS; AUXILIARY_SEEDS for ADGM and SDGM). weights: the folder of weights/."""
+    None: each model's own at each N (its Spec's seeds). weights: the folder of weights/."""
     planned = []
     for model in models:
-        for n in [n for n in labels if (model, n) in PAPER]:
-            for seed in seeds or (AUXILIARY_SEEDS if model in AUXILIARY else SEEDS[n]):
+        spec = registry.get(model)
+        for n in [n for n in labels if n in spec.paper]:
+            for seed in seeds or spec.seeds[n]:
                 command = (f"python train_M2.py -train --model {model} --labels {n} --seed {seed} "
                            f"--recipe {recipe} --threads 1 --ship")
-                stem = os.path.join(weights, recipes.FOLDERS[model], f"{model}_labels{n}_seed{seed}{recipes.suffix(model, recipe)}")
+                stem = os.path.join(weights, spec.folder, spec.weights_name(recipe, "", n, seed))
                 planned.append({"model": model, "labels": n, "seed": seed, "recipe": recipe, "command": command,
                                 "stem": stem})
     return planned
@@ -65,7 +66,7 @@ def cells(models, labels, seeds, recipe, weights=WEIGHTS):
 
 def every_cell(seeds=None, weights=WEIGHTS):
     """The cells of every model, every N and both recipes."""
-    return [c for recipe in ("fast", "authors") for c in cells(MODELS + AUXILIARY, LABELS, seeds, recipe, weights)]
+    return [c for recipe in RECIPES for c in cells(MODELS, LABELS, seeds, recipe, weights)]
 
 
 def finished(cell):
@@ -117,50 +118,59 @@ def summarise(records):
     return float(np.mean(errors)), std, len(errors), minutes
 
 
-def cpus(records):
-    """How many of the records each CPU made, as the records name it ('not recorded' for runs made
-    before records named it): 'CPU: n runs.' sentences."""
-    counts = collections.Counter(r.get("cpu", "CPU not recorded") for r in records)
-    return " ".join(f"{cpu}: {n} run{'s' if n > 1 else ''}." for cpu, n in sorted(counts.items()))
+def groups(planned):
+    """The cells grouped by (N, model, recipe), in the table's order: N, then the registry's order."""
+    keys = sorted(dict.fromkeys((c["labels"], c["model"], c["recipe"]) for c in planned),
+                  key=lambda k: (k[0], MODELS.index(k[1]), RECIPES.index(k[2])))
+    return [(key, [c for c in planned if (c["labels"], c["model"], c["recipe"]) == key]) for key in keys]
 
 
-def markdown(planned):
-    """Markdown Table 1 from the JSON records of the cells that have one: a row per N, model and
-    recipe that has results (mean ± std over seeds, and the worst seed), a 'not yet run' row for an
-    N and model with none; then the minutes of one core of all the runs of the paper's models, and
-    the CPUs (one core of each, the other core training too or not)."""
-    lines = ["| N | model | here: test error % (seeds) | minutes a run | recipe | paper | best public (PyTorch) |",
-             "| --- | --- | --- | --- | --- | --- | --- |"]
-    every_record, total = [], 0.0
-    models = [m for m in MODELS + AUXILIARY if any(c["model"] == m for c in planned)]
-    for n in LABELS:
-        for model in [m for m in models if (m, n) in PAPER]:
-            rows = []
-            for recipe in sorted({c["recipe"] for c in planned}):
-                group = [c for c in planned if (c["model"], c["labels"], c["recipe"]) == (model, n, recipe)]
-                done = [c for c in group if os.path.exists(c["stem"] + ".json")]
-                if not done:
-                    continue
-                records = [read_record(c["stem"] + ".json") for c in done]
-                mean, std, runs, minutes = summarise(records)
-                if model in MODELS:
-                    every_record += records
-                    total += sum(minutes)
-                unfinished = sum(not finished(c) for c in done)
-                worst_error, worst_seed = max((r["test_error"], c["seed"]) for r, c in zip(records, done))
-                here = (f"{mean:.2f}{f' ± {std:.2f}' if runs > 1 else ''} ({runs} of {len(group)} seeds"
-                        f"{f', {unfinished} unfinished' if unfinished else ''}"
-                        f"{f'; worst {100 * worst_error:.2f}, seed {worst_seed}' if runs > 1 else ''})")
-                rows.append([here, f"{np.mean(minutes):.0f}", recipe])
-            for row in rows or [["not yet run", "", ""]]:
-                lines.append(f"| {n} | {NAMES[model]} | " + " | ".join(row) + f" | {PAPER[(model, n)]} | {PYTORCH.get((model, n), '')} |")
-    if any(m in AUXILIARY for m in models):
-        lines.append("\nADGM and SDGM: the auxiliary models of Maaløe et al. (2016), whose paper gives N=100 only "
-                     "(its figures in the paper column); a run's minutes are its own on one or two threads, "
-                     "outside the total below. †: the ADGM authors' released code computes its unlabelled bound "
-                     "with a label leak (see below).")
-    lines.append(f"\n{len(every_record)} run{'s' if len(every_record) != 1 else ''}, {total:.0f} minutes ({total / 60:.1f} hours) of one core in all. "
-                 f"{cpus(every_record)}")
+def markdown(planned, weights=WEIGHTS):
+    """The README's results table: a row per N and model whose default recipe has a record for every
+    seed (mean ± std over seeds of the test error), then the models without a test error (OTHER_ROWS),
+    from the records under `weights` that exist."""
+    lines = ["| N | model | here: test error % | paper | best public |", "| --- | --- | --- | --- | --- |"]
+    for (n, model, recipe), group in groups(planned):
+        spec = registry.get(model)
+        if recipe != spec.default_recipe or not all(finished(c) for c in group):
+            continue
+        mean, std, runs, _ = summarise([read_record(c["stem"] + ".json") for c in group])
+        here = f"**{mean:.2f}** ± {std:.2f}" if runs > 1 else f"**{mean:.2f}**"
+        lines.append(f"| {n} | {spec.title} | {here} | {spec.paper[n]} | {spec.best_public.get(n, '')} |")
+    for n, title, path, key, form, best in OTHER_ROWS:
+        if os.path.exists(os.path.join(weights, path)):
+            value = read_json(os.path.join(weights, path))[key]
+            lines.append(f"| {n} | {title} | {form.format(value)} |  | {best} |")
+    return "\n".join(lines)
+
+
+def details(planned):
+    """docs/table1.md: every N, model and recipe with a record, with its seeds' errors, the worst
+    seed, the minutes of a run and the CPUs that made them."""
+    lines = ["# Table 1 as run here, cell by cell", "",
+             "Written by `python table1.py --report` from the records under `weights/`. Test error over the "
+             "10,000 test images of the weights chosen on validation, for each labelled split (seed); minutes of "
+             "a whole run on one core (to its chosen weights where it did not end).", "",
+             "| N | model | recipe | test error %: mean ± std (seeds) | each seed | worst | minutes a run | paper |",
+             "| --- | --- | --- | --- | --- | --- | --- | --- |"]
+    records_made = []
+    for (n, model, recipe), group in groups(planned):
+        done = [c for c in group if os.path.exists(c["stem"] + ".json")]
+        if not done:
+            continue
+        records = [read_record(c["stem"] + ".json") for c in done]
+        records_made += records
+        mean, std, runs, minutes = summarise(records)
+        unfinished = sum(not finished(c) for c in done)
+        state = f"{runs} of {len(group)} seeds" + (f", {unfinished} not ended" if unfinished else "")
+        each = ", ".join(f"{100 * r['test_error']:.2f} ({c['seed']})" for r, c in zip(records, done))
+        worst = max(100 * r["test_error"] for r in records)
+        spread = f" ± {std:.2f}" if runs > 1 else ""
+        lines.append(f"| {n} | {registry.get(model).title} | {recipe} | {mean:.2f}{spread} ({state}) | {each} | "
+                     f"{worst:.2f} | {np.mean(minutes):.0f} | {registry.get(model).paper[n]} |")
+    counts = collections.Counter(r.get("cpu", "CPU not recorded") for r in records_made)
+    lines += ["", "The records' CPUs: " + "; ".join(f"{cpu}: {k} run{'s' if k > 1 else ''}"
+                                                    for cpu, k in sorted(counts.items())) + ".", ""]
     return "\n".join(lines)
 
 
@@ -190,11 +200,9 @@ def write_between_markers(text, path):
 def figure(planned, path):
     """Test error against epoch of every cell that has metrics, a panel per N, coloured by model and
     recipe, beside the paper's M1+M2."""
-    colors = {("m1m2", "fast"): "tab:blue", ("m1m2", "authors"): "tab:orange",
-              ("m2", "fast"): "tab:green", ("m2", "authors"): "tab:red",
-              ("adgm", "fast"): "tab:purple", ("adgm", "authors"): "tab:pink",
-              ("sdgm", "fast"): "tab:brown", ("sdgm", "authors"): "tab:olive"}
-    fig, axes = plt.subplots(1, len(LABELS), figsize=(4 * len(LABELS), 3.6), sharey=True)
+    palette = ["tab:blue", "tab:orange", "tab:green", "tab:red", "tab:purple", "tab:pink", "tab:brown", "tab:olive"]
+    colors = {key: palette[i % len(palette)] for i, key in enumerate((m, r) for m in MODELS for r in RECIPES)}
+    fig, axes = subplots(1, len(LABELS), figsize=(4 * len(LABELS), 3.6), sharey=True)
     for ax, n in zip(axes, LABELS):
         named = set()
         for cell in planned:
@@ -203,12 +211,13 @@ def figure(planned, path):
                 continue
             rows = [r for r in report.read_metrics(path_metrics) if r["epoch"] > 0]
             key = (cell["model"], cell["recipe"])
-            label = None if key in named else f"{NAMES[key[0]]}, {key[1]}"
+            label = None if key in named else f"{registry.get(key[0]).title}, {key[1]}"
             named.add(key)
             ax.plot([r["epoch"] for r in rows], [100 * r["test_error"] for r in rows], color=colors[key],
                     alpha=0.8, label=label)
-        ax.axhline(float(PAPER[("m1m2", n)].split()[0]), color="grey", linestyle="--", linewidth=1,
-                   label="paper, M1+M2")
+        best = min(PAPER_MODELS, key=lambda m: float(registry.get(m).paper[n].split()[0]))
+        ax.axhline(float(registry.get(best).paper[n].split()[0]), color="grey", linestyle="--", linewidth=1,
+                   label=f"paper, {registry.get(best).title}")
         if not named:
             ax.text(0.5, 0.5, "not yet run", transform=ax.transAxes, ha="center", color="grey")
         ax.set_title(f"N = {n}")
@@ -223,13 +232,13 @@ def figure(planned, path):
 
 def main(argv=None):
     p = ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--models", nargs="+", choices=MODELS + AUXILIARY, default=list(MODELS),
+    p.add_argument("--models", nargs="+", choices=MODELS, default=list(PAPER_MODELS),
                    help="models (default the paper's two; adgm and sdgm run at N=100 only)")
     p.add_argument("--labels", nargs="+", type=int, choices=LABELS, default=list(LABELS),
                    help="label counts N (default all four)")
     p.add_argument("--seeds", nargs="+", type=seed_value,
                    help="seeds, for every N (default: 0-4 for N=100, 0-2 for the others)")
-    p.add_argument("--recipe", choices=["fast", "authors"], default="fast", help="training recipe (default fast)")
+    p.add_argument("--recipe", choices=RECIPES, default=RECIPES[0], help=f"training recipe (default {RECIPES[0]})")
     p.add_argument("--jobs", type=count, default=0, help="train the unfinished cells, K at a time (0: none)")
     p.add_argument("--print-commands", action="store_true", help="print one training command a line")
     p.add_argument("--command-at", type=count, metavar="I",
@@ -259,6 +268,7 @@ def main(argv=None):
     if args.report:
         text = markdown(every_cell())
         write_between_markers(text, README)
+        atomic_write(DETAILS, lambda tmp: open(tmp, "w").write(details(every_cell())))
         figure(every_cell(), os.path.join(ROOT, "docs", "table1.png"))
         print(text)
         for line in missing(every_cell()):

@@ -2,7 +2,7 @@
 in its class-sorted order, and those of M2's warm-up."""
 import numpy as np
 
-from cli import UserError
+from ssdgm.data import DataError
 
 
 def minibatches(labelled, unlabelled, n_batches, seed, labelled_per_batch=None):
@@ -11,12 +11,12 @@ def minibatches(labelled, unlabelled, n_batches, seed, labelled_per_batch=None):
     instead, taken in turn from the shuffled labelled set (at N = labelled_per_batch: all of them).
 
     Returns (labelled [n_batches, n_lab], unlabelled [n_batches, n_unl]) int32 index arrays, one
-    row per step, reused every epoch. UserError if a set does not divide evenly.
+    row per step, reused every epoch. DataError if a set does not divide evenly.
     """
     to_divide = (("unlabelled", unlabelled),) if labelled_per_batch else (("labelled", labelled), ("unlabelled", unlabelled))
     for name, idx in to_divide:
         if len(idx) % n_batches:
-            raise UserError(f"the {len(idx)} {name} images do not divide into {n_batches} equal "
+            raise DataError(f"the {len(idx)} {name} images do not divide into {n_batches} equal "
                             "minibatches; choose --batches (or --subset) so that they do")
     rng = np.random.default_rng([seed, 1])
     lab = rng.permutation(labelled)
@@ -42,7 +42,7 @@ def class_sorted_minibatches(labelled, pool_labels, labelled_per_batch):
     """
     n = len(pool_labels)
     if n % labelled_per_batch:
-        raise UserError(f"the {n} images of the authors' pool do not divide into halves of {labelled_per_batch}")
+        raise DataError(f"the {n} images of the authors' pool do not divide into halves of {labelled_per_batch}")
     n_batches = n // labelled_per_batch
     unlabelled = np.argsort(pool_labels, kind="stable").reshape(n_batches, -1)
     lab = np.asarray(labelled)[np.arange(n_batches * labelled_per_batch).reshape(n_batches, -1) % len(labelled)]

@@ -15,8 +15,8 @@ import os
 
 import numpy as np
 
-from data import mnist
-from data.mnist import DataError
+from ssdgm.data import mnist
+from ssdgm.data.mnist import DataError
 
 # MNIST's 10,000 validation images of its 60,000, the split of the paper, when a file has no x_valid.
 VALID_SHARE = 1 / 6

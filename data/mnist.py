@@ -8,7 +8,7 @@ import os
 
 import numpy as np
 
-from cli import UserError
+from ssdgm.data import DataError
 
 DEFAULT_PATH = os.path.join(os.path.dirname(os.path.abspath(__file__)), "mnist.npz")
 N_TRAIN = 50_000
@@ -23,7 +23,7 @@ SHA256 = {
 }
 
 
-class DataError(UserError):
+class DataError(DataError):
     pass
 
 

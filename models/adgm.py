@@ -36,16 +36,14 @@ References:
 """
 import math
 
-import keras
 import numpy as np
-import tensorflow as tf
 
-from data.mnist import EVAL_SEED
-from models.blocks import (JointMLP, bernoulli_log_prob, gaussian_kl_standard, gaussian_log_prob, in_chunks,
-                           load_model, mlp, reparameterize, weight_prior)
-from models.m2 import classifier_entropy, error_rate, every_class, label_weight, mean_or_zero
+from ssdgm.data.mnist import EVAL_SEED
+from ssdgm.models.blocks import (JointMLP, bernoulli_log_prob, gaussian_kl_standard, gaussian_log_prob, in_chunks,
+                                 label_weight, load_model, mlp, reparameterize, weight_prior)
+from ssdgm.models.m2 import every_class, mean_or_zero
+from ssdgm.tf import keras, tf
 
-__all__ = ["AuxiliaryDGM", "classifier_entropy", "error_rate"]
 EVAL_SAMPLES = 10  # draws of a whose q(y|a, x) are averaged to classify an image
 
 
@@ -262,9 +260,9 @@ def make_train_step(model, optimizer, inputs, labels, rng, alpha, n_labelled, sa
     return step
 
 
-def build(kind, config, x_dim, n_classes=10):
-    """The untrained ADGM or SDGM (kind 'adgm' or 'sdgm') of a run's settings."""
-    return AuxiliaryDGM(x_dim, config["hidden"], config["a_dim"], config["z_dim"], n_classes, kind=kind,
+def build(name, config, x_dim, n_classes=10):
+    """The untrained ADGM or SDGM (model 'adgm' or 'sdgm') of a run's settings."""
+    return AuxiliaryDGM(x_dim, config["hidden"], config["a_dim"], config["z_dim"], n_classes, kind=name,
                         activation=config["activation"], fixed_q_a=config.get("fixed_q_a", False),
                         batchnorm=config.get("batchnorm", False), first_code=config.get("first_code", False))
 
@@ -319,7 +317,15 @@ def generative_error_rate(model, x, y, eval_seed):
     return float(np.mean(np.argmax(in_chunks(bounds, len(x), 1000, axis=1), axis=0) != y))
 
 
+def kind_of(config):
+    """'adgm' or 'sdgm' for an auxiliary model's weights config, else None."""
+    return config.get("kind") if "a_dim" in config else None
+
+
+LOG_FIELDS = {"valid_a_spread": (auxiliary_spread, "a spread {:4.2f}")}
+
+
 def load(path, missing_hint, kinds=("adgm", "sdgm")):
     """An ADGM or SDGM rebuilt from a weights file written by train_M2.py, and the arrays saved with it;
-    UserError if missing, corrupt or not of `kinds`."""
+    ModelError if missing, corrupt or not of `kinds`."""
     return load_model(AuxiliaryDGM, path, missing_hint, kinds)

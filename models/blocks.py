@@ -2,13 +2,13 @@
 inputs at once), the log-densities and KL of the bounds, the weight prior, and evaluation in chunks."""
 import math
 
-import keras
 import numpy as np
-import tensorflow as tf
 import tensorflow_probability as tfp
 
-from cli import UserError
-from files import assign_weights, check_kind, read_weights
+from ssdgm.models import ModelError
+from ssdgm.models.registry import check_kind
+from ssdgm.models.weights import assign_weights, read_weights
+from ssdgm.tf import keras, tf
 
 tfd = tfp.distributions
 
@@ -32,7 +32,7 @@ def softplus(a):
 
     Equal to tf.nn.softplus within float32 rounding (2e-6); max(a, 0) is written (a + |a|) / 2 so that
     the gradient is sigmoid(a) at a = 0 too. Under XLA on a CPU, tf.nn.softplus's log1p is not
-    vectorised well: this form made an M1+M2 training epoch about 12% faster (docs/speed.md)."""
+    vectorised well, and this form is faster (docs/speed.md)."""
     return 0.5 * (a + tf.abs(a)) + tf.math.log(1.0 + tf.exp(-tf.abs(a)))
 
 
@@ -171,6 +171,23 @@ def gaussian_log_prob(x, mean, logvar):
     return tf.reduce_sum(tfd.Normal(mean, tf.exp(0.5 * logvar)).log_prob(x), axis=-1)
 
 
+def pixel_log_likelihood(x, params, likelihood):
+    """log p(x|.) of grey values x summed over the pixels, from a decoder's params: Bernoulli logits, or a
+    Gaussian's mean and log-variance concatenated (its variance floored at MIN_PIXEL_LOGVAR): [..., batch]."""
+    if likelihood == "bernoulli":
+        return bernoulli_log_prob(x, params)
+    mean, logvar = tf.split(params, 2, axis=-1)
+    return gaussian_log_prob(x, mean, tf.maximum(logvar, MIN_PIXEL_LOGVAR))
+
+
+def pixel_mean(params, likelihood, decode=lambda mean: mean):
+    """E[x|.] of a decoder's params as grey values in [0, 1], for pictures: the Bernoulli's probabilities,
+    or the Gaussian's mean (mapped by `decode` first, such as back from PCA components) clipped to [0, 1]."""
+    if likelihood == "bernoulli":
+        return tf.sigmoid(params)
+    return tf.clip_by_value(decode(tf.split(params, 2, axis=-1)[0]), 0.0, 1.0)
+
+
 def weight_prior(model, sd=1.0):
     """log N(theta | 0, sd^2 I) over every weight and bias, without its constant:
     -sum(theta^2) / (2 sd^2). The authors use sd = 1."""
@@ -186,14 +203,37 @@ def in_chunks(fn, n, size=5000, axis=0):
     return np.concatenate([np.asarray(p) for p in parts], axis=axis)
 
 
+def label_weight(alpha, n_total, n_labelled):
+    """beta = alpha * N_total / N_labelled: the weight of log q(y|x) on a labelled example, so that
+    the classification term weighs alpha times the bound over the whole set (the paper's
+    "alpha = 0.1 N")."""
+    return alpha * n_total / n_labelled
+
+
+def classifier_logits(model, x):
+    """q(y|x)'s logits [n, K] for many images, 5000 at a time."""
+    return in_chunks(lambda s: model.classify(x[s]), len(x))
+
+
+def error_rate(model, x, y):
+    """Fraction of images whose argmax q(y|x) is not their label."""
+    return float(np.mean(np.argmax(classifier_logits(model, x), axis=1) != y))
+
+
+def classifier_entropy(model, x):
+    """Mean entropy of q(y|x) over images x, in nats: log K for a classifier that cannot tell."""
+    log_q = tf.nn.log_softmax(classifier_logits(model, x))
+    return float(tf.reduce_mean(-tf.reduce_sum(tf.exp(log_q) * log_q, axis=-1)))
+
+
 def load_model(model_class, path, missing_hint, kinds):
     """A model_class rebuilt from a weights file written by a training script, and the arrays saved
-    with it; UserError if the file is missing, corrupt or not of one of `kinds` (files.weights_kind)."""
+    with it; ModelError if the file is missing, corrupt or not of one of `kinds` (files.weights_kind)."""
     config, weights, extra = read_weights(path, missing_hint)
     check_kind(path, config, kinds)
     try:
         model = model_class(**config)
     except (TypeError, ValueError) as e:
-        raise UserError(f"{path}: not {model_class.__name__} weights ({e})")
+        raise ModelError(f"{path}: not {model_class.__name__} weights ({e})")
     assign_weights(model, weights, path)
     return model, extra

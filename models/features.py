@@ -2,17 +2,16 @@
 import dataclasses
 
 import numpy as np
-import tensorflow as tf
 
-from cli import UserError
-from data.mnist import EVAL_SEED, binarize
-from models import m1
-from models.blocks import in_chunks
+from ssdgm.data.mnist import EVAL_SEED, binarize
+from ssdgm.models import ModelError, m1
+from ssdgm.models.blocks import in_chunks
+from ssdgm.tf import tf
 
 
 @dataclasses.dataclass
 class Features:
-    """What M2 sees of the images: M1's kept latent units (source 'm1m2') or pixels ('m2').
+    """What M2 sees of the images: M1's kept latent units (reads 'features') or pixels ('pixels').
 
     Training examples are drawn afresh at each minibatch by `sample` from their stored parameters
     train_loc and train_logvar [n, dim]: z1 ~ N(mean, exp(logvar)) for m1m2, a binarisation of the
@@ -21,7 +20,7 @@ class Features:
     posterior mean, or the validation images binarised once). kept and m1_sha256 name the M1 units
     and the M1 behind m1m2 features.
     """
-    source: str
+    reads: str
     train_loc: np.ndarray = None
     train_logvar: np.ndarray = None
     eval: dict = None
@@ -36,7 +35,7 @@ class Features:
 
     def sample(self, loc, logvar, rng):
         """A fresh training example from its stored parameters (inside the train step)."""
-        if self.source == "m2":
+        if self.reads == "pixels":
             return tf.cast(rng.uniform(tf.shape(loc)) < loc, tf.float32) if self.binary else loc
         return loc + tf.exp(0.5 * logvar) * rng.normal(tf.shape(loc))
 
@@ -48,28 +47,28 @@ def encode_kept(encoder, kept, x):
     return mean[:, kept], logvar[:, kept]
 
 
-def load_features(source, splits, m1_path=None, prune=None, kept=None, m1_sha256=None, binary=True):
-    """Features of the splits ('train' only if present) for source 'm2' (pixels: binarised if binary,
-    as a Bernoulli M2 reads them, else grey values) or 'm1m2'.
+def load_features(reads, splits, m1_path=None, prune=None, kept=None, m1_sha256=None, binary=True):
+    """Features of the splits ('train' only if present) for reads 'pixels' (binarised if binary, as a
+    Bernoulli M2 reads them, else grey values) or 'features'.
 
-    For m1m2: M1 from m1_path (refused unless its hash is m1_sha256, when given), keeping the units
+    For features: M1 from m1_path (refused unless its hash is m1_sha256, when given), keeping the units
     `kept` or, when not given, those active on the training images `prune`.
     """
-    if source == "m2":
+    if reads == "pixels":
         train = splits["train"][0] if "train" in splits else None
         valid = splits["valid"][0]
-        return Features("m2", train, None if train is None else np.zeros((len(train), 0), np.float32),
+        return Features("pixels", train, None if train is None else np.zeros((len(train), 0), np.float32),
                         {k: splits[k][0] for k in ("valid", "test")},
                         binarize(valid, np.random.default_rng(EVAL_SEED)) if binary else valid, binary=binary)
     encoder = m1.load(m1_path, m1_sha256)
     if encoder.image_dim != splits["valid"][0].shape[1]:
-        raise UserError(f"{m1_path}: an M1 of {encoder.image_dim} inputs, for images of {splits['valid'][0].shape[1]}; "
+        raise ModelError(f"{m1_path}: an M1 of {encoder.image_dim} inputs, for images of {splits['valid'][0].shape[1]}; "
                         "train one on this data (train_M1.py --data) or pass it with --m1-weights")
     if kept is None:
         kept = np.flatnonzero(m1.active_units(encoder.encode(encoder.inputs(prune))[0]).numpy())
         if len(kept) == 0:
-            raise UserError(f"{m1_path}: M1 has no active latent units to classify from")
+            raise ModelError(f"{m1_path}: M1 has no active latent units to classify from")
     kept = np.asarray(kept)
     train = encode_kept(encoder, kept, splits["train"][0]) if "train" in splits else (None, None)
     evals = {k: encode_kept(encoder, kept, splits[k][0])[0] for k in ("valid", "test")}
-    return Features("m1m2", *train, evals, evals["valid"], kept, encoder.weights_sha256)
+    return Features("features", *train, evals, evals["valid"], kept, encoder.weights_sha256)

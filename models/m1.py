@@ -17,18 +17,18 @@ References:
 import glob
 import os
 
-import keras
 import numpy as np
-import tensorflow as tf
 
-from cli import UserError
-from data.images import PCA
-from data.mnist import binarize
-from files import assign_weights, check_kind, read_weights, weights_sha256
-from models.blocks import (MIN_PIXEL_LOGVAR, bernoulli_log_prob, gaussian_kl_standard, gaussian_log_prob, mlp,
-                           reparameterize, weight_prior)
-DEFAULT_WEIGHTS = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
-                               "weights", "M1", "m1.npz")
+from ssdgm.data.images import PCA
+from ssdgm.data.mnist import binarize
+from ssdgm.models import ModelError, registry
+from ssdgm.models.blocks import (gaussian_kl_standard, mlp, pixel_log_likelihood, pixel_mean, reparameterize,
+                                 weight_prior)
+from ssdgm.models.registry import check_kind
+from ssdgm.models.weights import assign_weights, read_weights, weights_sha256
+from ssdgm.tf import keras, tf
+
+DEFAULT_WEIGHTS = registry.get("m1").shipped()
 
 
 class M1(keras.Model):
@@ -80,18 +80,12 @@ class M1(keras.Model):
 
     def log_likelihood(self, x, params):
         """log p(x|z) summed over the pixels, from decode's params: [batch]."""
-        if self.likelihood == "bernoulli":
-            return bernoulli_log_prob(x, params)
-        mean, logvar = tf.split(params, 2, axis=-1)
-        return gaussian_log_prob(x, mean, tf.maximum(logvar, MIN_PIXEL_LOGVAR))
+        return pixel_log_likelihood(x, params, self.likelihood)
 
     def pixel_mean(self, params):
         """E[x|z] from decode's params, for pictures: grey values [batch, image_dim] in [0, 1] (through
         the PCA back to pixels, if any)."""
-        if self.likelihood == "bernoulli":
-            return tf.sigmoid(params)
-        mean = tf.split(params, 2, axis=-1)[0]
-        return tf.clip_by_value(mean if self.pca is None else self.pca.decode(mean), 0.0, 1.0)
+        return pixel_mean(params, self.likelihood, *([] if self.pca is None else [self.pca.decode]))
 
     def observe(self, grey, rng):
         """What the model is trained on for grey values [batch, x_dim]: a fresh binarisation (Bernoulli),
@@ -193,8 +187,13 @@ class Evaluator:
         return np.stack([grey, x_rec], axis=1).reshape(-1, grey.shape[1])
 
 
+def kind_of(config):
+    """'m1' for an M1's weights config, else None."""
+    return "m1" if {"x_dim", "z_dim", "hidden"} <= set(config) and "n_classes" not in config else None
+
+
 def load(path=DEFAULT_WEIGHTS, expect_sha256=None):
-    """An M1 rebuilt from a weights file written by train_M1.py; UserError if missing or corrupt.
+    """An M1 rebuilt from a weights file written by train_M1.py; ModelError if missing or corrupt.
 
     With expect_sha256 (recorded with M2 weights), only the M1 of that hash is taken: the file at
     path or, failing that, a weights file beside it, so that M2 weights trained on an earlier M1
@@ -210,7 +209,7 @@ def load(path=DEFAULT_WEIGHTS, expect_sha256=None):
     try:
         model = M1(**config, pca=PCA.from_arrays(extra) if "pca_mean" in extra else None)
     except (TypeError, ValueError) as e:
-        raise UserError(f"{path}: not M1 weights ({e})")
+        raise ModelError(f"{path}: not M1 weights ({e})")
     assign_weights(model, weights, path)
     model.weights_sha256 = sha256
     return model
@@ -223,9 +222,9 @@ def find_by_sha256(folder, sha256, asked):
             continue  # already read, and not of this hash
         try:
             config, weights, extra = read_weights(candidate, "")
-        except UserError:
+        except ModelError:
             continue
         if weights_sha256(weights) == sha256:
             return candidate, config, weights, extra
-    raise UserError(f"{asked} is not the M1 these M2 weights were trained on, nor is any file beside it; "
+    raise ModelError(f"{asked} is not the M1 these M2 weights were trained on, nor is any file beside it; "
                     "pass that one with --m1-weights, or retrain M2")

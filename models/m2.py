@@ -23,14 +23,12 @@ References:
 """
 import math
 
-import keras
 import numpy as np
-import tensorflow as tf
 
-from cli import UserError
-
-from models.blocks import (MIN_PIXEL_LOGVAR, JointMLP, bernoulli_log_prob, gaussian_kl_standard, gaussian_log_prob,
-                           in_chunks, load_model, mlp, reparameterize, weight_prior)
+from ssdgm.models import ModelError
+from ssdgm.models.blocks import (JointMLP, gaussian_kl_standard, gaussian_log_prob, in_chunks, label_weight, load_model,
+                                 mlp, pixel_log_likelihood, reparameterize, weight_prior)
+from ssdgm.tf import keras, tf
 
 
 class M2(keras.Model):
@@ -80,11 +78,11 @@ class M2(keras.Model):
         return self.decoder([z, y])
 
     def log_px(self, x, params):
-        """log p(x|y, z) summed over features: [..., batch]."""
-        if self.likelihood == "bernoulli":
-            return bernoulli_log_prob(x, params)
+        """log p(x|y, z) summed over features: [..., batch]. M1's features have no variance floor."""
+        if self.on_pixels:
+            return pixel_log_likelihood(x, params, self.likelihood)
         mean, logvar = tf.split(params, 2, axis=-1)
-        return gaussian_log_prob(x, mean, tf.maximum(logvar, MIN_PIXEL_LOGVAR) if self.on_pixels else logvar)
+        return gaussian_log_prob(x, mean, logvar)
 
     def call(self, x):
         return self.classify(x)
@@ -130,13 +128,6 @@ def unlabelled_bound(model, x, eps):
             tf.reduce_sum(qy_t * log_px, axis=0), tf.reduce_sum(qy_t * kl_z, axis=0))
 
 
-def label_weight(alpha, n_total, n_labelled):
-    """beta = alpha * N_total / N_labelled: the weight of log q(y|x) on a labelled example, so that
-    the classification term weighs alpha times the bound over the whole set (the paper's
-    "alpha = 0.1 N")."""
-    return alpha * n_total / n_labelled
-
-
 def loss_fn(model, x_lab, y_lab, eps_lab, x_unl, eps_unl, alpha, n_labelled, n_total):
     """Minimised per step: -(J^alpha on the minibatch) / batch - log p(theta) / N_total, where
 
@@ -171,7 +162,7 @@ def make_minibatch_loss(model, inputs, labels, rng, alpha, n_labelled):
     """minibatch_loss(labelled indices, unlabelled indices) -> loss_fn's (loss, terms), on examples
     and noise drawn afresh from rng.
 
-    inputs: a data.features.Features with training examples (drawn afresh at every step);
+    inputs: a models.features.Features with training examples (drawn afresh at every step);
     labels: int [N_total], the training labels (read only at labelled indices).
     """
     loc, logvar = tf.constant(inputs.train_loc), tf.constant(inputs.train_logvar)
@@ -200,32 +191,26 @@ def make_train_step(model, optimizer, inputs, labels, rng, alpha, n_labelled):
     return step
 
 
-def build(kind, config, x_dim, n_classes=10):
-    """The untrained M2 of a run's settings: on M1's features (kind 'm1m2', a Gaussian p(x|y, z)) or on
-    pixels (kind 'm2', the settings' likelihood: Bernoulli unless told)."""
+LOG_FIELDS = {}  # M2 logs what every model logs
+
+
+def kind_of(config):
+    """'m2' (on pixels) or 'm1m2' (on M1's features) for an M2's weights config, else None."""
+    if "n_classes" not in config or "a_dim" in config:
+        return None
+    return "m2" if config.get("on_pixels", config.get("likelihood") == "bernoulli") else "m1m2"
+
+
+def build(name, config, x_dim, n_classes=10):
+    """The untrained M2 of a run's settings: on M1's features (model 'm1m2', a Gaussian p(x|y, z)) or on
+    pixels (model 'm2', the settings' likelihood: Bernoulli unless told)."""
     return M2(x_dim, config["hidden"], config["z_dim"], n_classes,
-              likelihood="gaussian" if kind == "m1m2" else config.get("likelihood", "bernoulli"), on_pixels=kind != "m1m2")
+              likelihood="gaussian" if name == "m1m2" else config.get("likelihood", "bernoulli"), on_pixels=name != "m1m2")
 
 
 def train_step(config, model, optimizer, inputs, labels, rng):
     """make_train_step with a run's settings."""
     return make_train_step(model, optimizer, inputs, labels, rng, config["alpha"], config["labels"])
-
-
-def classifier_logits(model, x):
-    """q(y|x)'s logits [n, K] for many images, 5000 at a time."""
-    return in_chunks(lambda s: model.classify(x[s]), len(x))
-
-
-def error_rate(model, x, y):
-    """Fraction of images whose argmax q(y|x) is not their label."""
-    return float(np.mean(np.argmax(classifier_logits(model, x), axis=1) != y))
-
-
-def classifier_entropy(model, x):
-    """Mean entropy of q(y|x) over images x, in nats: log K for a classifier that cannot tell."""
-    log_q = tf.nn.log_softmax(classifier_logits(model, x))
-    return float(tf.reduce_mean(-tf.reduce_sum(tf.exp(log_q) * log_q, axis=-1)))
 
 
 def generative_error_rate(model, x, y, eval_seed):
@@ -252,10 +237,10 @@ def mean_or_zero(t):
 
 def load(path, missing_hint, kinds=("m1m2", "m2")):
     """An M2 rebuilt from a weights file written by train_M2.py, and the arrays saved with it
-    (m1_sha256, kept_units); UserError if missing, corrupt, not of `kinds` (M1+M2, M2 on pixels), or
+    (m1_sha256, kept_units); ModelError if missing, corrupt, not of `kinds` (M1+M2, M2 on pixels), or
     an M1+M2 without the M1 units it reads."""
     model, extra = load_model(M2, path, missing_hint, kinds)
     if not model.on_pixels and not ({"kept_units", "m1_sha256"} <= set(extra)):
-        raise UserError(f"{path}: M1+M2 weights without the M1 they read (extra_kept_units, extra_m1_sha256); "
+        raise ModelError(f"{path}: M1+M2 weights without the M1 they read (extra_kept_units, extra_m1_sha256); "
                         "retrain them or restore the file")
     return model, extra

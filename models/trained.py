@@ -1,21 +1,22 @@
 """A trained M2 with what it reads of an image, for use from Python: class probabilities of MNIST
 images, analogies and class-conditional samples; and the class probabilities of a trained ADGM or SDGM.
 
-    from models.trained import load_classifier
+    from ssdgm.models.trained import load_classifier
     classifier = load_classifier()                 # the shipped M1+M2, 100 labels, seed 0
     probabilities = classifier.probabilities(images)   # images [n, 28, 28] or [n, 784] -> [n, 10]
 """
-import os
 
 import numpy as np
-import tensorflow as tf
 
-from files import check_kind, read_weights, weights_kind
-from models import adgm, m1, m2
-from models.features import encode_kept
+from ssdgm.models import m1, m2, registry
+from ssdgm.models.blocks import classifier_logits, pixel_mean
+from ssdgm.models.features import encode_kept
+from ssdgm.models.registry import WEIGHTS, check_kind, kind_of
+from ssdgm.models.weights import read_weights
+from ssdgm.tf import tf
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-DEFAULT_CLASSIFIER = os.path.join(ROOT, "weights", "M2", "m1m2_labels100_seed0.npz")
+__all__ = ["WEIGHTS", "TrainedM2", "TrainedClassifier", "grey_images", "load", "load_classifier"]
+DEFAULT_CLASSIFIER = registry.get(registry.DEFAULT).shipped(None, "", 100, 0)
 
 
 class TrainedM2:
@@ -38,15 +39,13 @@ class TrainedM2:
 
     def probabilities(self, images):
         """q(y|x) [n, K] of images of its data's shape (see grey_images)."""
-        return tf.nn.softmax(m2.classifier_logits(self.m2, self.features(grey_images(images, self.x_dim)))).numpy()
+        return tf.nn.softmax(classifier_logits(self.m2, self.features(grey_images(images, self.x_dim)))).numpy()
 
     def pixels(self, z, y):
         """Pixel probabilities [..., batch, 784] for z [..., batch, z_dim] and one-hot y."""
         params = self.m2.decode(z, y)
-        if self.m1 is None and self.m2.likelihood == "bernoulli":
-            return tf.sigmoid(params)
         if self.m1 is None:
-            return tf.clip_by_value(tf.split(params, 2, axis=-1)[0], 0.0, 1.0)
+            return pixel_mean(params, self.m2.likelihood)
         z1_kept = tf.split(params, 2, axis=-1)[0]
         # Pruned M1 units carry no information about x: they get their prior mean, 0.
         place = tf.one_hot(self.kept, self.m1.z_dim)  # [kept, z_dim]
@@ -83,15 +82,16 @@ class TrainedM2:
         return self.pixels(tf.broadcast_to(z, [n_classes, n_samples, z_dim]), m2.every_class(n_classes)).numpy()
 
 
-class TrainedAuxiliary:
-    """A trained ADGM or SDGM as a classifier of pixels: q(y|a, x) averaged over fixed draws of a."""
+class TrainedClassifier:
+    """Any other trained model of pixels as a classifier (an ADGM or SDGM: q(y|a, x) averaged over fixed
+    draws of a)."""
 
     def __init__(self, model):
         self.model = model
 
     def probabilities(self, images):
         """q(y|x) [n, K] of images of its data's shape (see grey_images)."""
-        return tf.nn.softmax(m2.classifier_logits(self.model, grey_images(images, self.model.x_dim))).numpy()
+        return tf.nn.softmax(classifier_logits(self.model, grey_images(images, self.model.x_dim))).numpy()
 
 
 def grey_images(images, x_dim=784):
@@ -120,11 +120,12 @@ def load(path, m1_path=m1.DEFAULT_WEIGHTS, missing_hint=""):
 def load_classifier(path=DEFAULT_CLASSIFIER, m1_path=m1.DEFAULT_WEIGHTS):
     """A shipped (or any trained) classifier: M1+M2 by default, M2 alone given its weights (e.g.
     weights/M2/m2_labels100_seed0.npz), or an ADGM or SDGM (weights/ADGM/). Its
-    `probabilities(images)` gives q(y|x) [n, 10]. Raises cli.UserError if the weights (or the M1
+    `probabilities(images)` gives q(y|x) [n, 10]. Raises models.ModelError if the weights (or the M1
     they name by hash) are missing or corrupt."""
     hint = "train it with `python train_M2.py -train` (see README)"
     config = read_weights(path, hint)[0]
-    check_kind(path, config, ("m1m2", "m2", "adgm", "sdgm"))
-    if weights_kind(config) in ("adgm", "sdgm"):
-        return TrainedAuxiliary(adgm.load(path, hint)[0])
-    return load(path, m1_path, hint)
+    check_kind(path, config, registry.semi_supervised())
+    spec = registry.get(kind_of(config))
+    if spec.module == m2.__name__:
+        return load(path, m1_path, hint)
+    return TrainedClassifier(spec.code().load(path, hint, (spec.name,))[0])

@@ -1,16 +1,10 @@
+import importlib
 import os
-import sys
 
 import pytest
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")  # as cli.quiet_tensorflow, before TensorFlow loads
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, ROOT)
-
-import cli  # noqa: E402
-
-cli.quiet_tensorflow()
+importlib.import_module("ssdgm.tf")  # TensorFlow, quietly and with oneDNN off, before any test imports it
 
 
 def sharing(fixture):

@@ -10,15 +10,15 @@ import tensorflow as tf
 import tensorflow_probability as tfp
 
 import train_M2
-from cli import UserError
-from data import mnist
-from data.batches import class_sorted_minibatches, minibatches
-from models import adgm, m2
-from models.adgm import AuxiliaryDGM
-from models.blocks import BatchNorm
-from files import save_weights
-from models.features import Features
-from models.trained import load_classifier
+from ssdgm import UserError
+from ssdgm.data import mnist
+from ssdgm.data.batches import class_sorted_minibatches, minibatches
+from ssdgm.models import adgm, blocks
+from ssdgm.models.adgm import AuxiliaryDGM
+from ssdgm.models.blocks import BatchNorm
+from ssdgm.models.features import Features
+from ssdgm.models.trained import load_classifier
+from ssdgm.models.weights import save_weights
 
 tfd = tfp.distributions
 KINDS = ["adgm", "sdgm"]
@@ -140,7 +140,7 @@ def test_first_code_is_the_adgm_of_its_authors_first_code():
     assert model.get_config()["first_code"] and model.get_config()["fixed_q_a"]
     with pytest.raises(ValueError, match="kind 'adgm' only"):
         AuxiliaryDGM(x_dim=6, hidden=(5,), a_dim=2, z_dim=3, kind="sdgm", first_code=True)
-    config = train_M2.parse_args(["-train", "--model", "adgm", "--first-code"]).config
+    config = train_M2.parse_args(["-train", "--model", "adgm", "--first-code"]).settings
     assert config["first_code"] and config["fixed_q_a"]  # the record says q(a|x) was not trained
 
 
@@ -150,7 +150,7 @@ def test_classify_averages_q_y_over_fixed_draws_of_a():
     first = model.classify(x).numpy()
     np.testing.assert_array_equal(first, model.classify(x).numpy())
     np.testing.assert_allclose(np.exp(first).sum(axis=1), 1.0, rtol=1e-5)
-    assert m2.error_rate(model, x, np.zeros(5, int)) == np.mean(np.argmax(first, axis=1) != 0)
+    assert blocks.error_rate(model, x, np.zeros(5, int)) == np.mean(np.argmax(first, axis=1) != 0)
 
 
 @pytest.mark.parametrize("kind, batchnorm", [("adgm", False), ("adgm", True), ("sdgm", False), ("sdgm", True),
@@ -160,7 +160,7 @@ def test_a_few_steps_raise_the_objective(kind, batchnorm):
     model = AuxiliaryDGM(x_dim=6, hidden=(16,), a_dim=2, z_dim=3, batchnorm=batchnorm, **form(kind))
     x = np.random.default_rng(4).random((40, 6)).astype(np.float32)
     labels = np.arange(40) % 10
-    inputs = Features("m2", x, np.zeros((40, 0), np.float32))
+    inputs = Features("pixels", x, np.zeros((40, 0), np.float32))
     optimizer = keras.optimizers.Adam(3e-2)
     rng = tf.random.Generator.from_seed(0)
     step = tf.function(adgm.make_train_step(model, optimizer, inputs, labels, rng, alpha=0.1, n_labelled=10,
@@ -179,7 +179,7 @@ def test_fixed_q_a_keeps_its_initial_weights_and_is_rebuilt_fixed(kind, batchnor
     before = [v.numpy() for v in model.weights]
     x = pixels(20)
     optimizer = keras.optimizers.Adam(1e-2)
-    step = adgm.make_train_step(model, optimizer, Features("m2", x, np.zeros((20, 0), np.float32)),
+    step = adgm.make_train_step(model, optimizer, Features("pixels", x, np.zeros((20, 0), np.float32)),
                                 np.arange(20) % 10, tf.random.Generator.from_seed(0), alpha=0.1, n_labelled=10)
     q_a_before = model.encode_a(x, training=True)
     for _ in range(3):
@@ -203,7 +203,7 @@ def test_batchnorm_trains_on_batch_statistics_and_evaluates_on_their_averages(ki
     norms = [layer for layer in model._flatten_layers() if isinstance(layer, BatchNorm)]
     assert len(norms) == 10  # two hidden layers in each of the five networks
     x = pixels(20)
-    step = adgm.make_train_step(model, keras.optimizers.Adam(1e-2), Features("m2", x, np.zeros((20, 0), np.float32)),
+    step = adgm.make_train_step(model, keras.optimizers.Adam(1e-2), Features("pixels", x, np.zeros((20, 0), np.float32)),
                                 np.arange(20) % 10, tf.random.Generator.from_seed(0), alpha=0.1, n_labelled=10)
     step(tf.range(10), tf.range(10, 20))
     assert all(not np.allclose(norm.moving_mean.numpy(), 0.0) for norm in norms)
@@ -235,7 +235,7 @@ def test_saved_weights_evaluate_from_the_command_line(tmp_path, capsys):
     save_weights(path, model, model.get_config(), {})
     train_M2.main(["--model", "sdgm", "--subset", "200", "--weights", path])
     x, y = mnist.load_splits(subset=200)["test"]
-    assert f"test error {100 * m2.error_rate(model, x, y):.2f}%" in capsys.readouterr().out
+    assert f"test error {100 * blocks.error_rate(model, x, y):.2f}%" in capsys.readouterr().out
 
 
 def test_minibatches_with_labelled_per_batch_take_the_labelled_images_in_turn():
@@ -251,28 +251,28 @@ def test_authors_recipe_weighs_the_labels_as_their_code():
     """Their beta = 0.01 n, n = 60,000 images + 600 minibatches * 100 labelled copies = 1200; fast: 500."""
     beta = {}
     for recipe in ("authors", "fast"):
-        config = train_M2.parse_args(["--model", "adgm", "--recipe", recipe]).config
-        beta[recipe] = m2.label_weight(config["alpha"], mnist.N_TRAIN, config["labels"])
+        config = train_M2.parse_args(["--model", "adgm", "--recipe", recipe]).settings
+        beta[recipe] = blocks.label_weight(config["alpha"], mnist.N_TRAIN, config["labels"])
     assert beta == {"authors": 1200.0, "fast": 500.0}
 
 
 def test_sdgm_recipes_weigh_the_labels_as_their_later_code():
     """Their later SDGM code: beta = 0.1 n / n_l with n = 60,000 images, so 60 at N=100, both recipes."""
     for recipe in ("authors", "fast"):
-        config = train_M2.parse_args(["--model", "sdgm", "--recipe", recipe]).config
-        assert m2.label_weight(config["alpha"], mnist.N_TRAIN, config["labels"]) == pytest.approx(60.0)
+        config = train_M2.parse_args(["--model", "sdgm", "--recipe", recipe]).settings
+        assert blocks.label_weight(config["alpha"], mnist.N_TRAIN, config["labels"]) == pytest.approx(60.0)
         assert (config["samples"], config["lr"]) == (1, 3e-4)
 
 
 @pytest.mark.parametrize("argv, message", [
-    (["-train", "--samples", "5"], "--samples is for --model adgm or sdgm"),
-    (["-train", "--model", "m2", "--fixed-q-a"], "--fixed-q-a is for --model adgm or sdgm"),
+    (["-train", "--samples", "5"], "--samples is not a setting of M1+M2: adgm, sdgm read it"),
+    (["-train", "--model", "m2", "--fixed-q-a"], "--fixed-q-a is not a setting of M2 on pixels: adgm, sdgm"),
     (["--model", "adgm", "--fixed-q-a"], "--fixed-q-a is a training setting: add -train"),
-    (["-train", "--model", "m2", "--batchnorm"], "--batchnorm is for --model adgm or sdgm"),
-    (["-train", "--model", "sdgm", "--first-code"], "--first-code is the ADGM authors' first code: --model adgm only"),
+    (["-train", "--model", "m2", "--batchnorm"], "--batchnorm is not a setting of M2 on pixels: adgm, sdgm"),
+    (["-train", "--model", "sdgm", "--first-code"], "--first-code is not a setting of SDGM: adgm read it"),
     (["--model", "sdgm", "--samples", "5"], "--samples is a training setting: add -train"),
     (["--model", "adgm", "--recipe", "styles"], "--recipe styles: adgm has the recipes fast, authors"),
-    (["--model", "adgm", "--m1-weights", "weights/M1/m1.npz"], "--m1-weights is for --model m1m2: adgm reads pixels"),
+    (["--model", "adgm", "--m1-weights", "weights/M1/m1.npz"], "--m1-weights is for a model that reads M1's features: adgm reads pixels"),
     (["--model", "adgm", "--weights", "absent.npz"], "no weights; run `python train_M2.py -train --model adgm"),
 ])
 def test_adgm_flags_are_refused_with_one_message(argv, message):
@@ -355,7 +355,7 @@ def test_class_sorted_minibatches_are_the_authors_one_digit_halves():
 def test_authors_leak_trains_on_their_pool_and_stays_out_of_weights(tmp_path):
     """Refused without --first-code; by default written under temp/, never weights/; a short run's
     pool holds the validation images and its record says the option was on."""
-    with pytest.raises(UserError, match="add --first-code"):
+    with pytest.raises(UserError, match="--authors-leak needs --first-code: add it"):
         train_M2.parse_args(["-train", "--model", "adgm", "--authors-leak"])
     args = train_M2.parse_args(["-train", "--model", "adgm", "--first-code", "--authors-leak"])
     assert f"{os.sep}temp{os.sep}" in args.weights and args.weights.startswith(args.out)

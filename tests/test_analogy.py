@@ -4,19 +4,18 @@ import keras
 import numpy as np
 import pytest
 import tensorflow as tf
+from conftest import ROOT, sharing
 
 import run_analogy
-import training
-from cli import UserError
-from conftest import ROOT, sharing
-from files import save_weights
-from data import mnist
-from data.batches import minibatches
-from models import m2, trained
-from models.features import load_features
-from models.m2 import M2
-from models.trained import load_classifier
-
+from ssdgm import UserError
+from ssdgm.data import mnist
+from ssdgm.data.batches import minibatches
+from ssdgm.models import m2, trained
+from ssdgm.models.features import load_features
+from ssdgm.models.m2 import M2
+from ssdgm.models.trained import load_classifier
+from ssdgm.models.weights import save_weights
+from ssdgm.training import loop
 
 SHARES_PIXEL_M2 = sharing("pixel_m2")
 
@@ -27,12 +26,12 @@ def pixel_m2(tmp_path_factory):
     keras.utils.set_random_seed(0)
     x, y = mnist.load_splits()["train"]
     x, y = x[:3000], y[:3000]
-    features = load_features("m2", {"train": (x, y), "valid": (x, y), "test": (x, y)})
+    features = load_features("pixels", {"train": (x, y), "valid": (x, y), "test": (x, y)})
     model = M2(784, (128,), 8, likelihood="bernoulli", init="code")
     optimizer = keras.optimizers.Adam(2e-3)
     optimizer.build(model.trainable_variables)
-    step = m2.make_train_step(model, optimizer, features, y, training.make_rng(0, "threefry"), 0.1, 3000)
-    steps = training.compile_steps(step, model.trainable_variables)
+    step = m2.make_train_step(model, optimizer, features, y, loop.make_rng(0, "threefry"), 0.1, 3000)
+    steps = loop.compile_steps(step, model.trainable_variables)
     lab, unl = minibatches(np.arange(3000), np.arange(0), 30, seed=0)
     for _ in range(10):
         steps(tf.constant(lab), tf.constant(unl))

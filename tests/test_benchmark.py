@@ -4,10 +4,11 @@ import time
 import numpy as np
 import pytest
 
-import benchmark
-import recipes
-from models.adgm import AuxiliaryDGM
-from models.m2 import M2
+from ssdgm.models import registry
+from ssdgm.models.adgm import AuxiliaryDGM
+from ssdgm.models.m2 import M2
+from ssdgm.tools import benchmark
+from ssdgm.training import settings
 
 
 def test_each_epoch_is_set_against_the_mean_of_the_peaks_just_before_and_after_it():
@@ -36,7 +37,7 @@ def test_m2_epoch_flops_are_six_per_weight_and_example_of_the_models_dense_layer
 
 @pytest.mark.parametrize("kind", ["adgm", "sdgm"])
 def test_adgm_epoch_flops_count_once_per_image_what_no_class_reaches(kind):
-    fast = recipes.RECIPES[kind]["fast"]
+    fast = settings.resolve(registry.get(kind), "fast", {})
     model = AuxiliaryDGM(784, fast["hidden"], fast["a_dim"], fast["z_dim"], kind=kind)
 
     def size(kernel):

@@ -2,28 +2,26 @@
 import os
 import subprocess
 import sys
-
 from pathlib import Path
 
 import numpy as np
 import pytest
 import tensorflow as tf
+from conftest import ROOT, sharing
 
-import benchmark
-import recipes
-import report
 import run_analogy
 import table1
 import train_M1
 import train_M2
-from cli import UserError, run_cli
-from conftest import ROOT, sharing
-from figures import read_frames
-from files import atomic_write, read_json, save_weights
-from models import m1
-from models.m1 import M1
-from run_folder import RunFolder
-
+from ssdgm.files import atomic_write, read_json
+from ssdgm.models import m1
+from ssdgm.models.m1 import M1
+from ssdgm.models.weights import save_weights
+from ssdgm.tools import benchmark, report
+from ssdgm.training import settings
+from ssdgm.training.cli import UserError, run_cli
+from ssdgm.training.figures import read_frames
+from ssdgm.training.run_folder import RunFolder
 
 SHARES_M1_RUN = sharing("m1_run")
 
@@ -250,13 +248,13 @@ ERRORS = [
     (["train_M2.py", "-train", "--batches", "200"], "--batches 200 exceeds the 100 labelled images"),
     (["table1.py", "--jobs", "-1"], "argument --jobs: must be an integer of at least 0"),
     (["table1.py", "--seeds", "x"], "argument --seeds: must be an integer in [0, 4294967295]"),
-    (["report.py", "--bogus"], "unrecognized arguments: --bogus"),
-    (["report.py", "--convert", "absent.log"], "absent.log: No such file or directory"),
-    (["benchmark.py", "--rounds", "0"], "argument --rounds: must be an integer of at least 1"),
+    (["tools/report.py", "--bogus"], "unrecognized arguments: --bogus"),
+    (["tools/report.py", "--convert", "absent.log"], "absent.log: No such file or directory"),
+    (["tools/benchmark.py", "--rounds", "0"], "argument --rounds: must be an integer of at least 1"),
     (["train_M2.py", "--epochs", "5"], "--epochs is a training setting: add -train"),
     (["train_M1.py", "--prior-sd", "0.5"], "--prior-sd is a training setting: add -train"),
     (["train_M1.py", "-train", "--gif"], "--gif only draws a GIF from a frames file; leave out -train"),
-    (["train_M2.py", "--model", "m2", "--m1-weights", "weights/M1/m1.npz"], "--m1-weights is for --model m1m2"),
+    (["train_M2.py", "--model", "m2", "--m1-weights", "weights/M1/m1.npz"], "--m1-weights is for a model that reads M1's features"),
     (["train_M2.py", "-train", "--model", "m2", "--labels", "all", "--warmup-steps", "5"],
      "--warmup-steps: with every label known there is no unlabelled part"),
     (["run_analogy.py", "--rows", "0"], "argument --rows: must be an integer of at least 1"),
@@ -264,7 +262,7 @@ ERRORS = [
 
 
 SCRIPTS = {"train_M1.py": train_M1, "train_M2.py": train_M2, "run_analogy.py": run_analogy, "table1.py": table1,
-           "report.py": report, "benchmark.py": benchmark}
+           "tools/report.py": report, "tools/benchmark.py": benchmark}
 
 
 @pytest.mark.parametrize("args, message", ERRORS)
@@ -302,34 +300,34 @@ def test_corrupt_data_file_is_one_line_naming_it(tmp_path):
 def test_m1_default_recipe_is_the_shipped_m1s_and_the_authors_one_flag_away():
     settings = ("batch_size", "lr", "epochs", "lr_decay_epochs", "ema", "prior_sd", "hidden", "z_dim", "init")
     shipped = read_json(os.path.join(ROOT, "weights", "M1", "m1.json"))
-    fast = train_M1.parse_args([]).config
+    fast = train_M1.parse_args([]).settings
     assert [fast[k] for k in settings] == [shipped[k] for k in settings]
-    authors = train_M1.parse_args(["--recipe", "authors"]).config
+    authors = train_M1.parse_args(["--recipe", "authors"]).settings
     assert [authors[k] for k in settings[:6]] == [1000, 3e-4, 3000, 0, 0.0, 1.0]
-    given = train_M1.parse_args(["-train", "--ema", "0", "--prior-sd", "1"]).config  # a flag given wins
+    given = train_M1.parse_args(["-train", "--ema", "0", "--prior-sd", "1"]).settings  # a flag given wins
     assert (given["ema"], given["prior_sd"], given["batch_size"]) == (0.0, 1.0, fast["batch_size"])
 
 
 def test_pixel_m2_recipes_warm_up_only_in_the_fast_one():
-    fast = train_M2.parse_args(["--model", "m2", "--labels", "100"]).config
-    authors = train_M2.parse_args(["--model", "m2", "--labels", "100", "--recipe", "authors"]).config
-    stacked = train_M2.parse_args([]).config
+    fast = train_M2.parse_args(["--model", "m2", "--labels", "100"]).settings
+    authors = train_M2.parse_args(["--model", "m2", "--labels", "100", "--recipe", "authors"]).settings
+    stacked = train_M2.parse_args([]).settings
     assert (fast["warmup_steps"], fast["lr"], fast["epochs"], fast["hidden"]) == (2000, 3e-3, 120, [500])
     assert (authors["warmup_steps"], authors["lr"], authors["epochs"]) == (0, 3e-4, 3000)
     assert (stacked["warmup_steps"], stacked["hidden"], stacked["batches"]) == (0, [300], 100)
-    past_100 = train_M2.parse_args(["--labels", "600"]).config
+    past_100 = train_M2.parse_args(["--labels", "600"]).settings
     assert (past_100["hidden"], past_100["batches"]) == ([300], 200)
-    assert train_M2.parse_args(["--labels", "600", "--recipe", "authors"]).config["hidden"] == [500]
-    alphas = [train_M2.parse_args(flags).config["alpha"] for flags in (
+    assert train_M2.parse_args(["--labels", "600", "--recipe", "authors"]).settings["hidden"] == [500]
+    alphas = [train_M2.parse_args(flags).settings["alpha"] for flags in (
         ["--labels", "3000"], ["--labels", "3000", "--recipe", "authors"], ["--labels", "1000"],
         ["-train", "--labels", "3000", "--alpha", "0.2"])]
     assert alphas == [0.5, 0.1, 0.1, 0.2]  # the fast recipe's own at N=3000; the authors' and a flag win
-    schedules = [(c["epochs"], c["lr_decay_epochs"]) for c in (train_M2.parse_args(flags).config for flags in (
+    schedules = [(c["epochs"], c["lr_decay_epochs"]) for c in (train_M2.parse_args(flags).settings for flags in (
         ["--model", "m2", "--labels", "1000"], ["--model", "m2", "--labels", "600"],
         ["--model", "m2", "--labels", "1000", "--recipe", "authors"],
         ["-train", "--model", "m2", "--labels", "1000", "--epochs", "20"]))]
     assert schedules == [(180, 60), (120, 40), (3000, 0), (20, 20)]  # M2 alone's longer schedule at N=1000 only
-    analogy = train_M2.parse_args(["--model", "m2", "--labels", "all", "--recipe", "authors"]).config
+    analogy = train_M2.parse_args(["--model", "m2", "--labels", "all", "--recipe", "authors"]).settings
     assert (analogy["hidden"], analogy["warmup_steps"], analogy["labels"]) == ([500, 500], 0, 50000)
 
 
@@ -340,7 +338,7 @@ def test_pixel_m2_has_the_papers_one_hidden_layer_and_warms_up_once_not_again_on
     train_M2.main(flags + ["--epochs", "2"])
     record = read_json(str(tmp_path / "m2_labels100_seed0.json"))
     assert record["hidden"] == [500] and record["recipe"] == "fast" and record["lr"] == 3e-3
-    assert record["warmup_steps"] == 20 and record["warmup_lr"] == recipes.RECIPES["m2"]["fast"]["warmup_lr"]
+    assert record["warmup_steps"] == 20 and record["warmup_lr"] == settings.BY_NAME["warmup_lr"].default
     assert record["epochs_run"] == 2 and record["run_minutes"] >= record["train_minutes"]
     log = (tmp_path / "train.log").read_text()
     assert log.count("warm-up: 20 full-batch steps on the labelled part") == 1 and "resumed" in log

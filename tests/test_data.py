@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from data import mnist
+from ssdgm.data import mnist
 
 
 @pytest.fixture(scope="module")

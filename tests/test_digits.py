@@ -2,19 +2,19 @@
 (`load_digits`) converted, trained on end to end, evaluated and drawn."""
 import numpy as np
 import pytest
-from sklearn.datasets import load_digits
 import tensorflow as tf
 import tensorflow_probability as tfp
+from sklearn.datasets import load_digits
 
 import run_analogy
 import train_M1
 import train_M2
-from cli import UserError
-from data import images
-from models import m1, m2
-from models.blocks import MIN_PIXEL_LOGVAR
-from models.trained import load_classifier
-from tools import digits
+from ssdgm import UserError
+from ssdgm.data import images
+from ssdgm.models import m1, m2
+from ssdgm.models.blocks import MIN_PIXEL_LOGVAR
+from ssdgm.models.trained import load_classifier
+from ssdgm.tools import digits
 
 tfd = tfp.distributions
 
@@ -175,5 +175,5 @@ def test_a_gaussian_m2_on_pixels_reads_grey_values_and_is_an_m2(tmp_path, digits
     train_M2.main(["--model", "m2", "--data", str(digits_file), "--weights", path])
     assert "test error" in capsys.readouterr().out
     assert load_classifier(path).probabilities(np.load(digits_file)["x_test"][:3]).shape == (3, 10)
-    with pytest.raises(UserError, match="--likelihood is for --model m2"):
+    with pytest.raises(UserError, match="--likelihood is not a setting of M1\+M2: m2 read it"):
         train_M2.parse_args(["-train", "--likelihood", "gaussian"])

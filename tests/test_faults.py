@@ -12,9 +12,9 @@ import time
 import numpy as np
 import pytest
 import tensorflow as tf
-
 from conftest import ROOT
-from files import read_jsonl
+
+from ssdgm.files import read_jsonl
 
 M1_FLAGS = ["train_M1.py", "-train", "--subset", "5000", "--hidden", "32", "32", "--batch-size", "10",
             "--epochs", "4", "--eval-every", "1", "--threads", "1"]

@@ -3,11 +3,11 @@ import pytest
 import tensorflow as tf
 import tensorflow_probability as tfp
 
-import training
-from cli import UserError
-from files import save_weights
-from models import blocks, m1
-from models.m1 import M1
+from ssdgm import UserError
+from ssdgm.models import blocks, m1
+from ssdgm.models.m1 import M1
+from ssdgm.models.weights import save_weights
+from ssdgm.training import loop
 
 tfd = tfp.distributions
 
@@ -102,8 +102,8 @@ def test_a_few_training_steps_lower_the_loss():
     optimizer = keras.optimizers.Adam(1e-3)
     optimizer.build(model.trainable_variables)
     x = tf.constant(np.random.default_rng(0).random((300, 784), dtype=np.float32) ** 4)
-    step = m1.make_train_step(model, optimizer, x, training.make_rng(0, "philox"), 300)
-    steps = training.compile_steps(step, model.trainable_variables)
+    step = m1.make_train_step(model, optimizer, x, loop.make_rng(0, "philox"), 300)
+    steps = loop.compile_steps(step, model.trainable_variables)
     batches = tf.constant(np.arange(300, dtype=np.int32).reshape(10, 30))
     first = float(steps(batches)[0]["loss"]) / 10
     for _ in range(4):
@@ -113,10 +113,10 @@ def test_a_few_training_steps_lower_the_loss():
 
 
 def test_learning_rate_is_constant_then_linear_over_the_last_epochs():
-    rates = [training.learning_rate(1e-3, 10, 4, e) for e in range(1, 11)]
+    rates = [loop.learning_rate(1e-3, 10, 4, e) for e in range(1, 11)]
     np.testing.assert_allclose(rates, [1e-3] * 6 + [1e-3, 7.5e-4, 5e-4, 2.5e-4])
-    assert {training.learning_rate(3e-4, 10, 0, e) for e in range(1, 11)} == {3e-4}
-    stepped = [training.learning_rate(1.0, 10, 2, e, step_every=4, step_factor=0.5) for e in range(1, 11)]
+    assert {loop.learning_rate(3e-4, 10, 0, e) for e in range(1, 11)} == {3e-4}
+    stepped = [loop.learning_rate(1.0, 10, 2, e, step_every=4, step_factor=0.5) for e in range(1, 11)]
     assert stepped == [1.0] * 4 + [0.5] * 4 + [0.25 * 2 / 2, 0.25 / 2]
 
 
@@ -131,7 +131,7 @@ def test_softplus_equals_tf_softplus_and_its_gradient_is_the_sigmoid():
 
 def test_moving_average_is_the_closed_form_and_is_put_back_after_use():
     v = [tf.Variable([1.0, 2.0]), tf.Variable([[3.0]])]
-    average = training.MovingAverage(v, 0.9)
+    average = loop.MovingAverage(v, 0.9)
     v[0].assign([5.0, 6.0])
     v[1].assign([[7.0]])
     average.update(v, 3)  # three steps at 0.9 each: the old average keeps 0.729
@@ -141,7 +141,7 @@ def test_moving_average_is_the_closed_form_and_is_put_back_after_use():
             np.testing.assert_allclose(var.numpy(), want, rtol=1e-6)
     np.testing.assert_array_equal(v[0].numpy(), [5.0, 6.0])
     np.testing.assert_array_equal(v[1].numpy(), [[7.0]])
-    none = training.MovingAverage(v, 0.0)
+    none = loop.MovingAverage(v, 0.0)
     none.update(v, 3)
     with none.applied(v):
         np.testing.assert_array_equal(v[0].numpy(), [5.0, 6.0])

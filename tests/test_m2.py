@@ -3,13 +3,13 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-import training
-from cli import UserError
-from data import mnist
-from data.batches import full_batches, minibatches
-from models import blocks, m2
-from models.features import Features, load_features
-from models.m2 import M2
+from ssdgm import UserError
+from ssdgm.data import mnist
+from ssdgm.data.batches import full_batches, minibatches
+from ssdgm.models import blocks, m2
+from ssdgm.models.features import Features, load_features
+from ssdgm.models.m2 import M2
+from ssdgm.training import loop
 
 
 def random_weights(model, scale=0.5, seed=0):
@@ -52,9 +52,9 @@ def test_classifier_entropy_is_the_closed_form_of_softmax_of_the_output_bias():
     model.classifier.layers[-1].bias.assign(bias)
     q = np.exp(bias) / np.exp(bias).sum()
     x = np.random.default_rng(0).normal(size=(7000, 5)).astype(np.float32)  # more than one 5000-image chunk
-    assert m2.classifier_entropy(model, x) == pytest.approx(-np.sum(q * np.log(q)), rel=1e-5)
+    assert blocks.classifier_entropy(model, x) == pytest.approx(-np.sum(q * np.log(q)), rel=1e-5)
     model.classifier.layers[-1].bias.assign(np.zeros(10, np.float32))
-    assert m2.classifier_entropy(model, x) == pytest.approx(np.log(10), rel=1e-5)
+    assert blocks.classifier_entropy(model, x) == pytest.approx(np.log(10), rel=1e-5)
 
 
 def test_generative_error_rate_is_the_argmax_of_the_labelled_bound_over_classes():
@@ -97,7 +97,7 @@ def test_beta_scales_only_the_classification_term():
     loss0, terms0 = m2.loss_fn(model, x_lab, y_lab, eps_lab, x_unl, eps_unl, 0.0, 20, 100)
     loss7, terms7 = m2.loss_fn(model, x_lab, y_lab, eps_lab, x_unl, eps_unl, 7.0, 20, 100)
     log_qy = -tf.nn.sparse_softmax_cross_entropy_with_logits(y_lab, model.classify(x_lab))
-    beta = m2.label_weight(7.0, 100, 20)
+    beta = blocks.label_weight(7.0, 100, 20)
     assert beta == 35.0
     np.testing.assert_allclose(float(loss7 - loss0), -beta * float(tf.reduce_sum(log_qy)) / 9, rtol=1e-4)
     for k in ("labelled_bound", "unlabelled_bound"):
@@ -123,13 +123,13 @@ def test_a_few_training_steps_lower_the_loss():
     n, d = 400, 6
     y = rng.integers(0, 10, n).astype(np.int32)
     centres = rng.normal(0, 3, (10, d)).astype(np.float32)
-    features = Features("m1m2", centres[y] + rng.normal(0, 0.3, (n, d)).astype(np.float32),
+    features = Features("features", centres[y] + rng.normal(0, 0.3, (n, d)).astype(np.float32),
                         np.full((n, d), -3.0, np.float32))
     model = M2(d, (32,), 4, init="code")
     optimizer = keras.optimizers.Adam(3e-3)
     optimizer.build(model.trainable_variables)
-    step = m2.make_train_step(model, optimizer, features, y, training.make_rng(0, "threefry"), 1.0, 40)
-    steps = training.compile_steps(step, model.trainable_variables)
+    step = m2.make_train_step(model, optimizer, features, y, loop.make_rng(0, "threefry"), 1.0, 40)
+    steps = loop.compile_steps(step, model.trainable_variables)
     lab, unl = minibatches(np.arange(40), np.arange(40, n), 10, seed=0)
     losses = [float(steps(tf.constant(lab), tf.constant(unl))[0]["loss"]) / 10 for _ in range(8)]
     assert losses[-1] < losses[0] - 1.0
@@ -182,14 +182,14 @@ def test_the_warm_up_teaches_the_decoder_the_digit_that_the_papers_start_ignores
     splits = mnist.load_splits(subset=1100)
     x, y = splits["train"]
     lab, _ = mnist.labelled_split(y, 100, seed=0)
-    features = load_features("m2", splits)
+    features = load_features("pixels", splits)
     keras.utils.set_random_seed(0)
     model = M2(784, (500,), 50, likelihood="bernoulli", init="paper")
     x_lab = mnist.binarize(x[lab], np.random.default_rng(1))
     assert m2.generative_error_rate(model, x_lab, y[lab], eval_seed=0) > 0.8
     optimizer = keras.optimizers.Adam(1e-3)
     optimizer.build(model.trainable_variables)
-    steps = training.compile_steps(m2.make_train_step(model, optimizer, features, y, training.make_rng(0, "threefry"), 0.1, 100),
+    steps = loop.compile_steps(m2.make_train_step(model, optimizer, features, y, loop.make_rng(0, "threefry"), 0.1, 100),
                                    model.trainable_variables)
     lab_batches, unl_batches = full_batches(lab, 500)
     for s in range(0, 500, 10):

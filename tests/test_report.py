@@ -5,11 +5,12 @@ import subprocess
 import sys
 import types
 
+import matplotlib.axes
 import pytest
-
-import report
 from conftest import ROOT
-from files import metrics_path, read_json
+
+from ssdgm.files import metrics_path, read_json
+from ssdgm.tools import report
 
 SHIPPED_LOGS = sorted(glob.glob(os.path.join(ROOT, "weights", "*", "*.log"))
                       + glob.glob(os.path.join(ROOT, "docs", "experiments", "M*", "*.log")))
@@ -91,7 +92,7 @@ def test_the_adgm_figure_puts_runs_and_the_authors_log_on_one_axis_of_work(tmp_p
     rows.write_text('{"epoch": 10, "minutes": 30.0, "test_error": 0.05}\n{"epoch": 20, "minutes": 60.0, "test_error": 0.03}\n')
     spec = {**read_json(report.MANIFEST)["adgm"], "runs": [{"label": "ours", "metrics": str(rows), "work_per_epoch": 2}]}
     drawn = []
-    monkeypatch.setattr(report.plt.Axes, "plot", lambda ax, x, y, *args, **kw: drawn.append((list(x), list(y))))
+    monkeypatch.setattr(matplotlib.axes.Axes, "plot", lambda ax, x, y, *args, **kw: drawn.append((list(x), list(y))))
     report.adgm_figure(spec, str(tmp_path / "adgm.png"))
     assert drawn[:2] == [([20, 40], [5.0, 3.0]), ([30.0, 60.0], [5.0, 3.0])]
     assert drawn[2][0][:2] == [240, 1440] and drawn[2][1][-1] == 1.61  # the authors' epochs 10 and 60, at 24 passes each
@@ -106,14 +107,16 @@ def test_the_leak_figure_draws_test_and_validation_error_by_the_authors_epochs(t
             "runs": [{"label": "ours", "metrics": str(rows), "steps_per_epoch": 499, "validation": "held out"}]}
     drawn = []
     line = types.SimpleNamespace(get_color=lambda: "k")
-    monkeypatch.setattr(report.plt.Axes, "plot", lambda ax, x, y, *args, **kw: drawn.append((list(x), list(y))) or [line])
+    monkeypatch.setattr(matplotlib.axes.Axes, "plot", lambda ax, x, y, *args, **kw: drawn.append((list(x), list(y))) or [line])
     report.leak_figure(spec, str(tmp_path / "leak.png"))
     assert drawn[:2] == [([499.0], [5.0]), ([499.0], [1.0])]
     assert drawn[2][1][-1] == 1.20 and drawn[3][1][-1] == 0.02 and drawn[3][0][-1] == 1000
 
 
 def test_the_report_and_table1_import_no_tensorflow_and_data_imports_no_models():
-    code = ("import sys, report, table1, data.mnist, data.batches; "
-            "print(sorted({m.split('.')[0] for m in sys.modules} & {'tensorflow', 'keras', 'models'}))")
+    code = ("import sys, table1, ssdgm.tools.report, ssdgm.data.mnist, ssdgm.data.batches; "
+            "print(sorted({m for m in sys.modules if m.split('.')[0] in ('tensorflow', 'keras')} | "
+            "{m for m in sys.modules if m.startswith('ssdgm.models.') and m != 'ssdgm.models.registry' "
+            "and m != 'ssdgm.models.recipes'}))")
     result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert result.returncode == 0 and result.stdout.strip() == "[]", result.stderr

@@ -10,18 +10,17 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import ROOT
 
-import recipes
-import report
 import run_analogy
 import table1
 import train_M1
 import train_M2
-import training
-from cli import UserError
-from conftest import ROOT
-from files import read_weights
-from models.trained import load, load_classifier
+from ssdgm import UserError
+from ssdgm.models.trained import load, load_classifier
+from ssdgm.models.weights import read_weights
+from ssdgm.tools import report
+from ssdgm.training import loop
 
 WEIGHTS = Path(ROOT) / "weights"
 SHIPPED_M2 = str(WEIGHTS / "M2" / "m1m2_labels100_seed0.npz")
@@ -161,8 +160,9 @@ def test_an_empty_batch_has_empty_probabilities_and_analogies_want_digits():
 
 
 def test_the_scripts_name_the_shipped_m1_and_every_model_before_tensorflow_loads():
-    from models import m1
-    assert train_M2.parse_args([]).m1_weights == m1.DEFAULT_WEIGHTS and list(train_M2.MODULES) == list(recipes.FOLDERS)
+    from ssdgm.models import m1, registry
+    assert train_M2.parse_args([]).m1_weights == m1.DEFAULT_WEIGHTS
+    assert set(registry.semi_supervised()) == {"m1m2", "m2", "adgm", "sdgm"}
 
 
 @pytest.mark.parametrize("script", ["train_M1.py", "train_M2.py", "run_analogy.py"])
@@ -201,7 +201,7 @@ def test_more_misuse_is_one_line(tmp_path, capsys):
 
 
 def test_a_run_without_a_terminal_prints_its_progress_between_evaluations(tmp_path, capsys, monkeypatch):
-    monkeypatch.setattr(training, "PROGRESS_SECONDS", 0)
+    monkeypatch.setattr(loop, "PROGRESS_SECONDS", 0)
     train_M2.main(["-train", "--model", "m2", "--subset", "200", "--hidden", "8", "--epochs", "1",
                    "--warmup-steps", "0", "--out", str(tmp_path / "run")])
     assert "  epoch 1: step 10 of 100, loss" in capsys.readouterr().out

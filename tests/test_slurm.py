@@ -14,7 +14,6 @@ import time
 
 import numpy as np
 import pytest
-
 from conftest import ROOT
 
 DAEMONS = ("munged", "slurmctld", "slurmd", "sbatch", "squeue", "scontrol", "scancel")

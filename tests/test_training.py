@@ -8,12 +8,12 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-import recipes
-import training
-from cli import UserError
-from files import read_json, read_jsonl, save_weights
-from models import m1
-from run_folder import RunFolder
+from ssdgm import UserError
+from ssdgm.files import read_json, read_jsonl
+from ssdgm.models import m1
+from ssdgm.models.weights import save_weights
+from ssdgm.training import loop, settings
+from ssdgm.training.run_folder import RunFolder
 
 
 def tiny_task(scores, snapshots):
@@ -23,7 +23,7 @@ def tiny_task(scores, snapshots):
     model = m1.M1(hidden=[8], z_dim=2)
     optimizer = keras.optimizers.Adam(1e-2)
     optimizer.build(model.trainable_variables)
-    rng = training.make_rng(0, "philox")
+    rng = loop.make_rng(0, "philox")
     x = tf.constant(np.random.default_rng(0).random((40, 784), dtype=np.float32))
     step = m1.make_train_step(model, optimizer, x, rng, 40)
 
@@ -31,7 +31,7 @@ def tiny_task(scores, snapshots):
         snapshots[epoch] = [v.numpy() for v in model.weights]
         return {"score": scores[epoch], "valid_bound": scores[epoch]}
 
-    return training.Task(model, optimizer, rng, training.compile_steps(step, model.trainable_variables),
+    return loop.Task(model, optimizer, rng, loop.compile_steps(step, model.trainable_variables),
                          lambda epoch: (np.arange(40, dtype=np.int32).reshape(4, 10),), evaluate,
                          lambda train, ev: f"valid {ev['valid_bound']}",
                          lambda path: save_weights(path, model, model.get_config()))
@@ -47,7 +47,7 @@ def train(folder, weights, epochs, scores, snapshots=None):
     task = tiny_task(scores, {} if snapshots is None else snapshots)
     with RunFolder(str(folder), str(weights)) as run:
         run.open_checkpoints(config(epochs), model=task.model, optimizer=task.optimizer, rng=task.rng)
-        training.fit(run, task, config(epochs), str(weights), ckpt_minutes=60)
+        loop.fit(run, task, config(epochs), str(weights), ckpt_minutes=60)
     return task
 
 
@@ -62,14 +62,14 @@ def test_the_weights_chosen_are_the_best_on_validation_not_the_last(tmp_path):
     record = read_json(str(tmp_path / "tiny.json"))
     assert record == {**config(3), "command": record["command"], "chosen_epoch": 2, "valid_bound": -10.0,
                       "train_minutes": record["train_minutes"], "run_minutes": record["run_minutes"], "epochs_run": 3,
-                      "cpu": training.cpu_description()}
+                      "cpu": loop.cpu_description()}
     rows = read_jsonl(str(tmp_path / "run" / "metrics.jsonl"))
     assert [(r["epoch"], r["best"], r["valid_bound"]) for r in rows] == [(1, True, -30.0), (2, True, -10.0),
                                                                         (3, False, -20.0)]
     assert {"train_loss", "train_bound", "lr", "minutes"} <= set(rows[0])
     assert read_jsonl(str(tmp_path / "tiny.metrics.jsonl")) == rows
     guarded = read_json(str(tmp_path / "run" / "ckpt" / "config.json"))
-    assert guarded == {k: v for k, v in config(3).items() if k not in recipes.SCHEDULE}
+    assert guarded == {k: v for k, v in config(3).items() if k not in settings.SCHEDULE}
 
 
 def test_a_resume_may_extend_the_schedule_but_not_change_what_is_trained(tmp_path):

@@ -9,23 +9,15 @@ of that pool in their order, this prints three error rates against the true labe
 image's own bound averaged over its S draws, argmax_y of the row their reshape gives it, and
 argmax_y of q(y|a, x) averaged over the same draws. No training.
 """
-import os
-import sys
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+import numpy as np
 
-from cli import ArgumentParser, positive_int, quiet_tensorflow, run_cli  # noqa: E402
-
-quiet_tensorflow()
-import numpy as np  # noqa: E402
-import tensorflow as tf  # noqa: E402
-
-from data import mnist  # noqa: E402
-from data.batches import class_sorted_minibatches  # noqa: E402
-from models import adgm  # noqa: E402
-from models.m2 import every_class  # noqa: E402
-
-HERE = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+from ssdgm.data import mnist
+from ssdgm.data.batches import class_sorted_minibatches
+from ssdgm.models import adgm, registry
+from ssdgm.models.m2 import every_class
+from ssdgm.tf import tf
+from ssdgm.training.cli import ArgumentParser, positive_int, run_cli
 
 
 def target_errors(model, x, y, samples, seed):
@@ -44,7 +36,8 @@ def target_errors(model, x, y, samples, seed):
 
 def main(argv=None):
     p = ArgumentParser(description="The ADGM authors' unlabelled target against the true labels.")
-    p.add_argument("--weights", default=os.path.join(HERE, "weights", "ADGM", "adgm_labels100_seed0.npz"))
+    p.add_argument("--weights", default=registry.get("adgm").shipped(None, "", 100, 0),
+                   help="ADGM weights (default: the shipped ones, weights/ADGM/adgm_labels100_seed0.npz)")
     p.add_argument("--samples", type=positive_int, nargs="+", default=[3, 10], help="draws S (default 3 10)")
     p.add_argument("--batches", type=positive_int, default=60,
                    help="minibatches of their 600, evenly spaced (default 60: 6,000 images)")

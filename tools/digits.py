@@ -21,11 +21,9 @@ import sys
 
 import numpy as np
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
-from cli import ArgumentParser, count, run_cli  # noqa: E402
-from data import images, mnist  # noqa: E402
-from files import atomic_write, read_json, write_json  # noqa: E402
+from ssdgm.data import images, mnist
+from ssdgm.files import atomic_write, read_json, write_json
+from ssdgm.training.cli import ArgumentParser, count, run_cli
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DEFAULT_PATH = os.path.join(ROOT, "data", "digits.npz")

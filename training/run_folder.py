@@ -18,11 +18,11 @@ import sys
 import time
 
 import numpy as np
-import tensorflow as tf
 
-from cli import Stopped, UserError
-from files import check_writable, copy_atomic, metrics_path, read_json, read_jsonl, write_json, write_jsonl
-from recipes import SCHEDULE
+from ssdgm.files import check_writable, copy_atomic, metrics_path, read_json, read_jsonl, write_json, write_jsonl
+from ssdgm.tf import tf
+from ssdgm.training.cli import Stopped, UserError
+from ssdgm.training.settings import SCHEDULE
 
 SIGNALS = (signal.SIGTERM, signal.SIGINT)
 
@@ -57,6 +57,19 @@ class RunFolder:
         self.manager = None
         if previous:
             self.log(f"took over the lock of process {previous}, which ended without releasing it")
+            self._remove_leftovers(weights_path)
+
+    def _remove_leftovers(self, weights_path):
+        """Removes the temporary files of atomic writes that a killed run left (never the files they were
+        to replace): every one in the run folder, which the lock keeps to this run, and beside the
+        weights those of this run's own files."""
+        stem = os.path.basename(os.path.splitext(weights_path)[0])
+        beside = os.path.dirname(os.path.abspath(weights_path))
+        for leftover in glob.glob(os.path.join(glob.escape(self.path), "**", ".tmp-*"), recursive=True) + [
+                path for ending in (".npz", ".json", ".log", ".metrics.jsonl")
+                for path in glob.glob(os.path.join(glob.escape(beside), ".tmp-*" + glob.escape(stem + ending)))]:
+            with contextlib.suppress(FileNotFoundError):
+                os.remove(leftover)
 
     def __enter__(self):
         self._handlers = {s: signal.signal(s, self._on_signal) for s in SIGNALS}

@@ -1,7 +1,7 @@
 """Reads runs' metrics and draws the experiment figures from them, without TensorFlow.
 
-    python report.py                          # docs/m1m2_recipes.png, m2_alone.png, adgm.png, adgm_leak.png, the recipes' table
-    python report.py --convert train.log ...  # <stem>.metrics.jsonl beside each log of the older format
+    python tools/report.py                        # docs/m1m2_recipes.png, m2_alone.png, adgm.png, adgm_leak.png, the recipes' table
+    python tools/report.py --convert train.log ...  # <stem>.metrics.jsonl beside each log of the older format
 
 A run writes one JSON row per evaluation to `metrics.jsonl` in its folder, copied beside its weights as
 `<stem>.metrics.jsonl`; this script and table1.py read only those rows. Which runs each figure draws
@@ -15,11 +15,11 @@ import re
 import matplotlib.ticker
 import numpy as np
 
-from cli import ArgumentParser, UserError, run_cli
-from figures import plt, save_figure
-from files import metrics_path, read_json, read_jsonl, write_jsonl
+from ssdgm.files import metrics_path, read_json, read_jsonl, write_jsonl
+from ssdgm.training.cli import ArgumentParser, UserError, run_cli
+from ssdgm.training.figures import save_figure, subplots
 
-HERE = os.path.dirname(os.path.abspath(__file__))
+HERE = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 MANIFEST = os.path.join(HERE, "docs", "experiments", "manifest.json")
 # A log field's name -> its metrics key; a value logged in % is stored as a fraction.
 LOG_NAMES = {"train bound": "train_bound", "rec": "train_reconstruction", "KL": "train_kl",
@@ -98,7 +98,7 @@ def log_axes(ax, xlabel):
 
 def recipes_figure(spec, path):
     """M1+M2, N=100: test error against epochs and against minutes of one core, one colour per run kind."""
-    fig, axes = plt.subplots(1, 2, figsize=(11, 4), sharey=True)
+    fig, axes = subplots(1, 2, figsize=(11, 4), sharey=True)
     for kind in spec["runs"]:
         for i, rows in enumerate(read_metrics(os.path.join(HERE, p)) for p in kind["metrics"]):
             rows = [r for r in rows if r["epoch"] > 0]
@@ -155,7 +155,7 @@ def m2_alone_figure(spec, path):
     """M2 alone on pixels, N=100: test error by epoch of our runs, the GPU sweep's and the best public
     version's (left); where rows have them, the entropy of q(y|x) (middle) and the error of the
     generative classification argmax_y L(x, y) (right), beside an M1+M2 run's for contrast."""
-    fig, axes = plt.subplots(1, 3, figsize=(16, 4.2))
+    fig, axes = subplots(1, 3, figsize=(16, 4.2))
     for run in spec["runs"]:
         rows = [r for r in read_metrics(os.path.join(HERE, run["metrics"])) if r["epoch"] > 0]
         epochs = [r["epoch"] for r in rows]
@@ -193,7 +193,7 @@ def adgm_figure(spec, path):
     """ADGM and SDGM, N=100: test error against the work done (passes over 50,000 images with one draw
     of the latent variables each: a run's `work_per_epoch` in the manifest) beside the authors' log,
     and against minutes of the 2-core machine."""
-    fig, axes = plt.subplots(1, 2, figsize=(11, 4), sharey=True)
+    fig, axes = subplots(1, 2, figsize=(11, 4), sharey=True)
     for run in spec["runs"]:
         rows = [r for r in read_metrics(os.path.join(HERE, run["metrics"])) if r["epoch"] > 0]
         error = [100 * r["test_error"] for r in rows]
@@ -220,7 +220,7 @@ def leak_figure(spec, path):
     """The ADGM authors' computation against the same model without it: for each run and the authors'
     log, the test error and the error on the validation images (in the unlabelled pool where the run
     has them there), against the steps taken, in the authors' epochs of 600 steps."""
-    fig, ax = plt.subplots(figsize=(8, 4.5))
+    fig, ax = subplots(figsize=(8, 4.5))
     for run in spec["runs"] + [spec["reference"]]:
         rows = ([{"epoch": int(e), "test_error": t / 100, "valid_error": v / 100} for e, (t, v) in run["errors"].items()]
                 if "errors" in run else [r for r in read_metrics(os.path.join(HERE, run["metrics"])) if r["epoch"] > 0])

@@ -15,11 +15,9 @@ import sys
 import time
 from typing import Callable
 
-import keras
-import tensorflow as tf
-
-from cli import UserError
-from files import read_json, write_json
+from ssdgm import UserError
+from ssdgm.files import read_json, write_json
+from ssdgm.tf import keras, tf
 
 PROGRESS_SECONDS = 120  # without a terminal's progress bar, a line this often between evaluations
 
@@ -50,8 +48,8 @@ def cpu_description():
 
 class MovingAverage(tf.Module):
     """An exponential moving average of variables (Polyak averaging), evaluated and saved in their
-    place, updated once per chunk of k steps with momentum ** k: after every step it made an M1
-    epoch 11.9-12.5 s against 9.7 s. With momentum 0 it keeps nothing and every method does nothing."""
+    place, updated once per chunk of k steps with momentum ** k, which costs less than an update after
+    every step (docs/speed.md). With momentum 0 it keeps nothing and every method does nothing."""
 
     def __init__(self, variables, momentum):
         super().__init__()

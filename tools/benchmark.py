@@ -1,7 +1,7 @@
 """Times M1, M2 and ADGM training epochs here and compares their GFLOP/s with a large matrix product.
 
-    python benchmark.py
-    python benchmark.py --adgm --threads 2      # also an ADGM and an SDGM epoch, of the fast recipe
+    python tools/benchmark.py
+    python tools/benchmark.py --adgm --threads 2      # also an ADGM and an SDGM epoch, of the fast recipe
 
 The peak is the best rate of a 2048^3 float32 matrix product. The machines here are shared, and
 their speed drifts by up to 20% within minutes, so each epoch is timed several times (--rounds),
@@ -13,17 +13,18 @@ does not depend on the pixel values.
 """
 import time
 
-from cli import ArgumentParser, count, positive_int, quiet_tensorflow, run_cli
+import numpy as np
 
-quiet_tensorflow()
-import numpy as np  # noqa: E402
-import tensorflow as tf  # noqa: E402
-import keras  # noqa: E402
+from ssdgm.models import adgm, blocks, m1, m2, registry
+from ssdgm.models.features import Features
+from ssdgm.tf import keras, tf
+from ssdgm.training import loop, settings
+from ssdgm.training.cli import ArgumentParser, count, positive_int, run_cli
 
-import recipes  # noqa: E402
-import training  # noqa: E402
-from models import adgm, blocks, m1, m2  # noqa: E402
-from models.features import Features  # noqa: E402
+
+def recipe_settings(model, name=None):
+    """The settings of a model's recipe (its default recipe if name is None)."""
+    return settings.resolve(registry.get(model), name, {})
 
 
 def best_time(fn, repeats):
@@ -67,8 +68,8 @@ def m1_epoch(batch_size, hidden, z_dim=50, n=50_000):
     optimizer = keras.optimizers.Adam(3e-4)
     optimizer.build(model.trainable_variables)
     x = tf.constant(np.random.default_rng(0).random((n, 784), dtype=np.float32))
-    step = m1.make_train_step(model, optimizer, x, training.make_rng(0, recipes.M1_MODEL["rng"]), n)
-    steps = training.compile_steps(step, model.trainable_variables)
+    step = m1.make_train_step(model, optimizer, x, loop.make_rng(0, recipe_settings("m1")["rng"]), n)
+    steps = loop.compile_steps(step, model.trainable_variables)
     batches = np.arange(n // batch_size * batch_size, dtype=np.int32).reshape(-1, batch_size)
     chunks = [tf.constant(batches[s: s + 50]) for s in range(0, len(batches), 50)]
 
@@ -105,15 +106,15 @@ def m2_epoch(features, hidden, likelihood, n_lab=1, n_unl=499, steps=100, z_dim=
     n = (n_lab + n_unl) * steps
     rng = np.random.default_rng(0)
     if likelihood == "gaussian":
-        inputs = Features("m1m2", rng.standard_normal((n, features)).astype(np.float32),
+        inputs = Features("features", rng.standard_normal((n, features)).astype(np.float32),
                           np.full((n, features), -2.0, np.float32))
     else:
-        inputs = Features("m2", rng.random((n, features), dtype=np.float32), np.zeros((n, 0), np.float32))
+        inputs = Features("pixels", rng.random((n, features), dtype=np.float32), np.zeros((n, 0), np.float32))
     model = m2.M2(features, hidden, z_dim, likelihood=likelihood)
     optimizer = keras.optimizers.Adam(3e-4)
     optimizer.build(model.trainable_variables)
     y = rng.integers(0, k, n).astype(np.int32)
-    noise = training.make_rng(0, recipes.M2_MODEL["rng"])
+    noise = loop.make_rng(0, recipe_settings("m2")["rng"])
     if part in ("no noise", "uniform noise"):
         noise = NoiseStandIn(part, noise)
     if part == "relu for softplus":
@@ -128,7 +129,7 @@ def m2_epoch(features, hidden, likelihood, n_lab=1, n_unl=499, steps=100, z_dim=
             return minibatch_loss(lab, unl)[1]
     else:
         step = m2.make_train_step(model, optimizer, inputs, y, noise, 0.1, n_lab * steps)
-    run = training.compile_steps(step, model.trainable_variables)
+    run = loop.compile_steps(step, model.trainable_variables)
     order = np.arange(n, dtype=np.int32).reshape(steps, -1)
     chunks = [(tf.constant(order[s: s + 10, :n_lab]), tf.constant(order[s: s + 10, n_lab:]))
               for s in range(0, steps, 10)]
@@ -149,22 +150,22 @@ def m2_epoch(features, hidden, likelihood, n_lab=1, n_unl=499, steps=100, z_dim=
 
 
 def adgm_epoch(kind, recipe, timed_steps=50):
-    """One epoch's time of an ADGM or SDGM of a recipe (RECIPES["adgm"]), from `timed_steps` of its
+    """One epoch's time of an ADGM or SDGM of a recipe , from `timed_steps` of its
     steps (100 labelled + 100 unlabelled pixels, 10 steps a call; a callable that runs them and
     returns the factor to an epoch), and the epoch's GFLOP."""
-    settings = recipes.RECIPES[kind][recipe]
-    hidden, a_dim, z_dim, k, samples = settings["hidden"], settings["a_dim"], settings["z_dim"], 10, settings["samples"]
-    n_lab, steps = settings["labelled_per_batch"], settings["batches"]
+    config = recipe_settings(kind, recipe)
+    hidden, a_dim, z_dim, k, samples = config["hidden"], config["a_dim"], config["z_dim"], 10, config["samples"]
+    n_lab, steps = config["labelled_per_batch"], config["batches"]
     n_unl = (50000 - n_lab) // steps
     n = n_lab + n_unl * timed_steps
     rng = np.random.default_rng(0)
-    inputs = Features("m2", rng.random((n, 784), dtype=np.float32), np.zeros((n, 0), np.float32))
-    model = adgm.build(kind, settings, 784)
+    inputs = Features("pixels", rng.random((n, 784), dtype=np.float32), np.zeros((n, 0), np.float32))
+    model = adgm.build(kind, config, 784)
     optimizer = keras.optimizers.Adam(3e-4)
     optimizer.build(model.trainable_variables)
     step = adgm.make_train_step(model, optimizer, inputs, rng.integers(0, k, n).astype(np.int32),
-                                training.make_rng(0, settings["rng"]), settings["alpha"], n_lab, samples)
-    run = training.compile_steps(step, model.trainable_variables)
+                                loop.make_rng(0, config["rng"]), config["alpha"], n_lab, samples)
+    run = loop.compile_steps(step, model.trainable_variables)
     lab = np.broadcast_to(np.arange(n_lab, dtype=np.int32), (timed_steps, n_lab))
     unl = np.arange(n_lab, n, dtype=np.int32).reshape(timed_steps, n_unl)
     chunks = [(tf.constant(lab[s: s + 10]), tf.constant(unl[s: s + 10])) for s in range(0, timed_steps, 10)]
@@ -183,7 +184,7 @@ def adgm_epoch(kind, recipe, timed_steps=50):
 
 def main(argv=None):
     p = ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--m1-batch", type=positive_int, default=recipes.RECIPES["m1"]["fast"]["batch_size"],
+    p.add_argument("--m1-batch", type=positive_int, default=recipe_settings("m1")["batch_size"],
                    help="M1 minibatch size (default: the fast recipe's, 200)")
     p.add_argument("--m2-features", type=positive_int, default=20,
                    help="active M1 units fed to M2 (default 20, the default M1's; 24 for the first M1)")
@@ -199,9 +200,9 @@ def main(argv=None):
     p.add_argument("--rounds", type=positive_int, default=5,
                    help="timings of each epoch, each between two measures of the peak (default 5)")
     args = p.parse_args(argv)
-    training.set_threads(args.threads)
+    loop.set_threads(args.threads)
     threads = tf.config.threading.get_intra_op_parallelism_threads() or "all"
-    print(f"{time.strftime('%Y-%m-%d')}, {training.cpu_description()}, {threads} threads")
+    print(f"{time.strftime('%Y-%m-%d')}, {loop.cpu_description()}, {threads} threads")
     rows = [("M1 epoch, 784-500-500-50, batch %d" % args.m1_batch, lambda: m1_epoch(args.m1_batch, [500, 500])),
             ("M2 epoch, %d-300-50, 1 + 499 x 100" % args.m2_features,
              lambda: m2_epoch(args.m2_features, [300], "gaussian"))]
