@@ -175,5 +175,5 @@ def test_a_gaussian_m2_on_pixels_reads_grey_values_and_is_an_m2(tmp_path, digits
     train_M2.main(["--model", "m2", "--data", str(digits_file), "--weights", path])
     assert "test error" in capsys.readouterr().out
     assert load_classifier(path).probabilities(np.load(digits_file)["x_test"][:3]).shape == (3, 10)
-    with pytest.raises(UserError, match="--likelihood is not a setting of M1\+M2: m2 read it"):
+    with pytest.raises(UserError, match=r"--likelihood is not a setting of M1\+M2: m2 read it"):
         train_M2.parse_args(["-train", "--likelihood", "gaussian"])
