@@ -29,8 +29,7 @@ def parse_args(argv=None):
     flags = settings.given(args)
     cli.check_training(args, flags)
     start = images.prefix(args.data)
-    config = registry.frozen({**settings.resolve(spec, args.recipe, flags), "seed": args.seed, "subset": args.subset,
-                              **({"data": os.path.basename(args.data)} if start else {})})
+    config = settings.resolve(spec, args.recipe, flags, run=settings.identity(args.seed, args.subset, args.data))
     if config["pca"] and config["likelihood"] != "gaussian":
         raise cli.UserError("--pca gives continuous components: add --likelihood gaussian")
     name = spec.weights_name(config["recipe"], start)

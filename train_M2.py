@@ -40,15 +40,14 @@ def parse_args(argv=None):
     if args.m1_weights and spec.reads != "features":
         raise cli.UserError(f"--m1-weights is for a model that reads M1's features: {spec.name} reads pixels")
     start = images.prefix(args.data)
-    m1_default = os.path.join(WEIGHTS, "M1", start + "m1.npz")  # the M1 that train_M1.py ships for this data
+    m1_default = registry.get("m1").shipped(None, start)  # the M1 that train_M1.py ships for this data
     n_train, n_classes = images.sizes(args.data, args.subset)
     if args.labels != "all" and not (args.labels.isascii() and args.labels.isdigit()):
         raise cli.UserError(f"--labels must be a number or 'all', got {args.labels!r}")
     labels = "all" if args.labels == "all" or int(args.labels) == n_train else int(args.labels)
     mnist.check_label_count(n_train if labels == "all" else labels, n_train, n_classes)
-    resolved = settings.resolve(spec, args.recipe, flags, labels, n_train)
-    config = registry.frozen({**resolved, "seed": args.seed, "subset": args.subset,
-                              **({"data": os.path.basename(args.data)} if start else {})})
+    config = settings.resolve(spec, args.recipe, flags, labels, n_train,
+                              settings.identity(args.seed, args.subset, args.data))
     name = spec.weights_name(config["recipe"], start, labels, args.seed, config.get("authors_leak", False))
     out = args.out or os.path.join(HERE, "temp", spec.folder, name)
     departed = cli.departures(flags, args.subset, ["m1_weights"] if args.m1_weights not in (None, m1_default) else [])

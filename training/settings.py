@@ -1,13 +1,15 @@
 """Every setting of a run, declared once: its name, group, type, default and help. The flags of the
-training scripts, which flags a model takes, a run's resolved settings and its weights' name all come
-from here and from each model's Spec (models/registry.py) and recipes (models/recipes.py).
+training scripts, which flags a model takes and a run's resolved settings come from here and from each
+model's Spec (models/registry.py, which also names its weights) and recipes (models/recipes.py).
 
 A run's settings are the declared defaults of the groups its model reads, then its model's defaults,
 its recipe's, those that depend on its number of labels N, and last the flags given (`resolve`). A new
 setting is its declaration here, its values in the recipes and its use.
 """
 import dataclasses
+import os
 
+from ssdgm.data import images
 from ssdgm.models.registry import SPECS, frozen
 from ssdgm.training.cli import UserError, count, number, positive_float, positive_int
 
@@ -120,9 +122,16 @@ def recipe_names(specs):
     return list(dict.fromkeys(r for s in specs for r in s.recipes))
 
 
-def resolve(spec, recipe, flags, labels=None, n_train=None):
+def identity(seed, subset, data_path):
+    """What a run's record holds beside its settings: its seed, its subset and, for data other than
+    MNIST, the name of the file."""
+    return {"seed": seed, "subset": subset, **({"data": os.path.basename(data_path)} if images.prefix(data_path) else {})}
+
+
+def resolve(spec, recipe, flags, labels=None, n_train=None, run=None):
     """The run's settings, read-only: see the module's docstring. recipe None is the model's default;
-    flags: `given`; labels: 'all' or a number N (for a semi-supervised model), with n_train training images.
+    flags: `given`; labels: 'all' or a number N (for a semi-supervised model), with n_train training images;
+    run: `identity`, added as it is.
 
     Only --epochs given cuts the recipe's annealing to the epochs (short trial runs). The minibatches
     are at most N (--batches above N is an error) unless each holds its own labelled images
@@ -163,4 +172,4 @@ def resolve(spec, recipe, flags, labels=None, n_train=None):
             if flags.get("warmup_steps"):
                 raise UserError("--warmup-steps: with every label known there is no unlabelled part to warm up for")
             settings["warmup_steps"] = 0
-    return frozen(settings)
+    return frozen({**settings, **(run or {})})
